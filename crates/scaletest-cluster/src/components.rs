@@ -1,0 +1,362 @@
+//! One pure builder per process of a simulated cluster (as kwokctl's
+//! `components/` does): each computes name, program, arguments, the files it
+//! needs, how to tell it is ready and where it serves metrics. Nothing here
+//! starts anything, so every flag set is unit-testable.
+
+use std::path::{Path, PathBuf};
+
+use scaletest_core::constants::{KWOK_NODE_ANNOTATION, KWOK_NODE_ANNOTATION_VALUE};
+use scaletest_core::endpoints::{MetricsTarget, TlsTarget};
+
+use crate::config::{ApiserverLimits, SchedulerMode};
+use crate::pki::Pki;
+use crate::ports::Ports;
+
+/// How the supervisor decides a component is up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// Accepts TCP connections on loopback.
+    Tcp(u16),
+    /// Answers 200 on this URL (https: any serving cert; the admin client cert is offered).
+    Http(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Component {
+    pub name: &'static str,
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Files written into the data dir before the first start.
+    pub files: Vec<(PathBuf, String)>,
+    pub probe: Probe,
+    pub metrics: Option<MetricsTarget>,
+}
+
+/// Everything the builders read: the cluster's layout on disk and on the network.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    pub data_dir: PathBuf,
+    pub pki: Pki,
+    pub ports: Ports,
+    /// Address the components' metrics/health listeners bind (0.0.0.0 in kube mode).
+    pub bind_address: String,
+    /// Address advertised to scrapers (the pod IP in kube mode).
+    pub advertise_address: String,
+    pub scheduler: SchedulerMode,
+    pub apiserver_limits: ApiserverLimits,
+}
+
+impl Layout {
+    pub fn apiserver_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.ports.apiserver)
+    }
+
+    fn dir(&self, sub: &str) -> PathBuf {
+        self.data_dir.join(sub)
+    }
+
+    fn target(&self, scheme: &str, port: u16, tls: Option<TlsTarget>) -> Option<MetricsTarget> {
+        Some(MetricsTarget {
+            scheme: scheme.into(),
+            address: format!("{}:{port}", self.advertise_address),
+            path: "/metrics".into(),
+            tls,
+        })
+    }
+
+    /// Kubernetes components serve metrics on self-signed certs and let anyone
+    /// read `/metrics` (`--authorization-always-allow-paths`).
+    fn insecure_tls() -> Option<TlsTarget> {
+        Some(TlsTarget { ca_file: None, cert_file: None, key_file: None, insecure_skip_verify: true })
+    }
+
+    fn kubeconfig(&self) -> String {
+        p(&self.pki.admin_kubeconfig)
+    }
+}
+
+fn p(path: &Path) -> String {
+    path.display().to_string()
+}
+
+fn flag(name: &str, value: impl std::fmt::Display) -> String {
+    format!("--{name}={value}")
+}
+
+/// Program paths, resolved once by the caller.
+pub struct Programs<'a> {
+    pub kine: &'a Path,
+    pub apiserver: &'a Path,
+    pub controller_manager: &'a Path,
+    pub scheduler: &'a Path,
+    pub kwok: &'a Path,
+}
+
+/// The control plane in start order; stopped in reverse.
+pub fn control_plane(l: &Layout, programs: &Programs) -> Vec<Component> {
+    let mut v = vec![
+        kine(l, programs.kine),
+        kube_apiserver(l, programs.apiserver),
+        kube_controller_manager(l, programs.controller_manager),
+    ];
+    if l.scheduler == SchedulerMode::KubeScheduler {
+        v.push(kube_scheduler(l, programs.scheduler));
+    }
+    v.push(kwok(l, programs.kwok));
+    v
+}
+
+pub fn kine(l: &Layout, program: &Path) -> Component {
+    let db = l.dir("kine").join("state.db");
+    Component {
+        name: "kine",
+        program: program.into(),
+        args: vec![
+            flag("listen-address", format!("127.0.0.1:{}", l.ports.kine)),
+            flag(
+                "endpoint",
+                format!("sqlite://{}?_journal=WAL&cache=shared&_busy_timeout=30000&_txlock=immediate", p(&db)),
+            ),
+            flag("metrics-bind-address", format!("{}:{}", l.bind_address, l.ports.kine_metrics)),
+        ],
+        env: vec![],
+        files: vec![],
+        probe: Probe::Tcp(l.ports.kine),
+        metrics: l.target("http", l.ports.kine_metrics, None),
+    }
+}
+
+pub fn kube_apiserver(l: &Layout, program: &Path) -> Component {
+    let pki = &l.pki;
+    let mut args = vec![
+        flag("etcd-servers", format!("http://127.0.0.1:{}", l.ports.kine)),
+        flag("bind-address", &l.bind_address),
+        flag("advertise-address", "127.0.0.1"),
+        flag("secure-port", l.ports.apiserver),
+        flag("cert-dir", p(&l.dir("apiserver"))),
+        flag("tls-cert-file", p(&pki.serving_cert)),
+        flag("tls-private-key-file", p(&pki.serving_key)),
+        flag("client-ca-file", p(&pki.ca_cert)),
+        flag("service-account-issuer", "https://kubernetes.default.svc.cluster.local"),
+        flag("service-account-key-file", p(&pki.service_account_pub)),
+        flag("service-account-signing-key-file", p(&pki.service_account_key)),
+        flag("service-cluster-ip-range", "10.0.0.0/24"),
+        flag("authorization-mode", "Node,RBAC"),
+        flag("allow-privileged", "true"),
+        // 127.0.0.1 is not a valid Endpoints address; nothing in a simulated
+        // cluster reaches the apiserver through the `kubernetes` Service.
+        flag("endpoint-reconciler-type", "none"),
+        flag("profiling", "false"),
+    ];
+    if l.apiserver_limits == ApiserverLimits::Unlimited {
+        // What kwokctl does for scale runs: no inflight caps, no APF queuing.
+        args.extend([
+            flag("max-requests-inflight", 0),
+            flag("max-mutating-requests-inflight", 0),
+            flag("enable-priority-and-fairness", "false"),
+        ]);
+    }
+    Component {
+        name: "kube-apiserver",
+        program: program.into(),
+        args,
+        env: vec![],
+        files: vec![],
+        probe: Probe::Http(format!("https://127.0.0.1:{}/readyz", l.ports.apiserver)),
+        metrics: l.target(
+            "https",
+            l.ports.apiserver,
+            Some(TlsTarget {
+                ca_file: Some(pki.ca_cert.clone()),
+                cert_file: Some(pki.admin_cert.clone()),
+                key_file: Some(pki.admin_key.clone()),
+                // The serving cert names 127.0.0.1, not the advertised address.
+                insecure_skip_verify: l.advertise_address != "127.0.0.1",
+            }),
+        ),
+    }
+}
+
+/// Flags the secure-serving Kubernetes components share.
+fn secure_serving(l: &Layout, port: u16, cert_dir: &str) -> Vec<String> {
+    let kc = l.kubeconfig();
+    vec![
+        flag("bind-address", &l.bind_address),
+        flag("secure-port", port),
+        flag("cert-dir", p(&l.dir(cert_dir))),
+        flag("authentication-kubeconfig", &kc),
+        flag("authorization-kubeconfig", &kc),
+        flag("authorization-always-allow-paths", "/healthz,/readyz,/livez,/metrics"),
+    ]
+}
+
+pub fn kube_controller_manager(l: &Layout, program: &Path) -> Component {
+    let mut args = vec![
+        flag("kubeconfig", l.kubeconfig()),
+        flag("leader-elect", "false"),
+        flag("service-account-private-key-file", p(&l.pki.service_account_key)),
+        flag("root-ca-file", p(&l.pki.ca_cert)),
+        flag("use-service-account-credentials", "false"),
+        // Garbage collection of CapacityRequests with their Pods is on the
+        // measured path: do not throttle it at client-go's default 20 QPS.
+        flag("kube-api-qps", 200),
+        flag("kube-api-burst", 400),
+    ];
+    args.extend(secure_serving(l, l.ports.controller_manager, "controller-manager"));
+    Component {
+        name: "kube-controller-manager",
+        program: program.into(),
+        args,
+        env: vec![],
+        files: vec![],
+        probe: Probe::Http(format!("https://127.0.0.1:{}/healthz", l.ports.controller_manager)),
+        metrics: l.target("https", l.ports.controller_manager, Layout::insecure_tls()),
+    }
+}
+
+/// KubeSchedulerConfiguration packing Pods onto Nodes up to Allocatable
+/// (NodeResourcesFit / MostAllocated), the density model's placement rule.
+pub fn scheduler_config(kubeconfig: &str) -> String {
+    format!(
+        r#"apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+clientConnection:
+  kubeconfig: {kubeconfig}
+  qps: 500
+  burst: 1000
+leaderElection:
+  leaderElect: false
+profiles:
+- schedulerName: default-scheduler
+  pluginConfig:
+  - name: NodeResourcesFit
+    args:
+      scoringStrategy:
+        type: MostAllocated
+        resources:
+        - name: cpu
+          weight: 1
+        - name: memory
+          weight: 1
+"#
+    )
+}
+
+pub fn kube_scheduler(l: &Layout, program: &Path) -> Component {
+    let config = l.dir("scheduler").join("config.yaml");
+    let mut args = vec![flag("config", p(&config))];
+    args.extend(secure_serving(l, l.ports.scheduler, "scheduler"));
+    Component {
+        name: "kube-scheduler",
+        program: program.into(),
+        args,
+        env: vec![],
+        files: vec![(config, scheduler_config(&l.kubeconfig()))],
+        probe: Probe::Http(format!("https://127.0.0.1:{}/healthz", l.ports.scheduler)),
+        metrics: l.target("https", l.ports.scheduler, Layout::insecure_tls()),
+    }
+}
+
+/// kwok v0.8.0 ships no default stages: these are its `fast` Node/Pod stages
+/// with lease heartbeats, copied from the pinned module.
+pub const KWOK_STAGES: [(&str, &str); 5] = [
+    ("node-initialize.yaml", include_str!("../kwok-stages/node-initialize.yaml")),
+    ("node-heartbeat-with-lease.yaml", include_str!("../kwok-stages/node-heartbeat-with-lease.yaml")),
+    ("pod-ready.yaml", include_str!("../kwok-stages/pod-ready.yaml")),
+    ("pod-complete.yaml", include_str!("../kwok-stages/pod-complete.yaml")),
+    ("pod-delete.yaml", include_str!("../kwok-stages/pod-delete.yaml")),
+];
+
+pub fn kwok(l: &Layout, program: &Path) -> Component {
+    let dir = l.dir("kwok");
+    let stages = dir.join("stages.yaml");
+    let body = KWOK_STAGES.iter().map(|(_, y)| y.trim_end()).collect::<Vec<_>>().join("\n---\n");
+    Component {
+        name: "kwok",
+        program: program.into(),
+        args: vec![
+            flag("kubeconfig", l.kubeconfig()),
+            flag("config", p(&stages)),
+            flag(
+                "manage-nodes-with-annotation-selector",
+                format!("{KWOK_NODE_ANNOTATION}={KWOK_NODE_ANNOTATION_VALUE}"),
+            ),
+            flag("server-address", format!("{}:{}", l.bind_address, l.ports.kwok)),
+            flag("node-lease-duration-seconds", 40),
+            // Pod IPs: the default /24 runs out at 254 Pods.
+            flag("cidr", "10.64.0.1/10"),
+        ],
+        // kwok also reads ~/.kwok/kwok.yaml: keep a user's file out of the run.
+        env: vec![("HOME".into(), p(&dir))],
+        files: vec![(stages, body + "\n")],
+        probe: Probe::Http(format!("http://127.0.0.1:{}/healthz", l.ports.kwok)),
+        metrics: l.target("http", l.ports.kwok, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(scheduler: SchedulerMode) -> Layout {
+        let dir = PathBuf::from("/data/c0");
+        Layout {
+            pki: Pki::at(&dir.join("pki")),
+            data_dir: dir,
+            ports: Ports::fixed_unchecked(20000),
+            bind_address: "127.0.0.1".into(),
+            advertise_address: "127.0.0.1".into(),
+            scheduler,
+            apiserver_limits: ApiserverLimits::Default,
+        }
+    }
+
+    fn programs() -> Programs<'static> {
+        let b = Path::new("/bin/x");
+        Programs { kine: b, apiserver: b, controller_manager: b, scheduler: b, kwok: b }
+    }
+
+    #[test]
+    fn start_order_and_scheduler_mode() {
+        let names = |m| control_plane(&layout(m), &programs()).iter().map(|c| c.name).collect::<Vec<_>>();
+        assert_eq!(
+            names(SchedulerMode::KubeScheduler),
+            ["kine", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
+        );
+        assert_eq!(names(SchedulerMode::PodShim), ["kine", "kube-apiserver", "kube-controller-manager", "kwok"]);
+    }
+
+    #[test]
+    fn apiserver_talks_to_kine_and_lifts_limits_only_when_asked() {
+        let mut l = layout(SchedulerMode::KubeScheduler);
+        let a = kube_apiserver(&l, Path::new("/bin/x"));
+        assert!(a.args.contains(&"--etcd-servers=http://127.0.0.1:20001".to_string()));
+        assert!(!a.args.iter().any(|f| f.starts_with("--max-requests-inflight")));
+        l.apiserver_limits = ApiserverLimits::Unlimited;
+        let a = kube_apiserver(&l, Path::new("/bin/x"));
+        assert!(a.args.contains(&"--max-requests-inflight=0".to_string()));
+    }
+
+    #[test]
+    fn scheduler_packs_with_most_allocated() {
+        let s = kube_scheduler(&layout(SchedulerMode::KubeScheduler), Path::new("/bin/x"));
+        let (path, body) = &s.files[0];
+        assert!(s.args.contains(&format!("--config={}", path.display())));
+        let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(body).unwrap();
+        let fit = &v["profiles"][0]["pluginConfig"][0];
+        assert_eq!(fit["name"], "NodeResourcesFit");
+        assert_eq!(fit["args"]["scoringStrategy"]["type"], "MostAllocated");
+        assert_eq!(v["leaderElection"]["leaderElect"], false);
+    }
+
+    #[test]
+    fn kwok_gets_every_stage_and_the_annotation_selector() {
+        let k = kwok(&layout(SchedulerMode::KubeScheduler), Path::new("/bin/x"));
+        let docs: Vec<serde_yaml_ng::Value> =
+            k.files[0].1.split("\n---\n").map(|d| serde_yaml_ng::from_str(d).unwrap()).collect();
+        assert_eq!(docs.len(), KWOK_STAGES.len());
+        assert!(docs.iter().all(|d| d["kind"] == "Stage"));
+        assert!(k.args.contains(&"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake".to_string()));
+    }
+}

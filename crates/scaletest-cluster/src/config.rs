@@ -1,0 +1,78 @@
+//! Command-line configuration of `scaletest-cluster`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::binaries;
+
+/// Which process binds Pods to fake Nodes (ADR-0023).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub enum SchedulerMode {
+    /// A real kube-scheduler packing with NodeResourcesFit/MostAllocated.
+    #[default]
+    KubeScheduler,
+    /// Legacy: the harness's pod-shim marks and binds Pods; no kube-scheduler runs.
+    PodShim,
+}
+
+/// The apiserver's own request limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub enum ApiserverLimits {
+    /// Upstream defaults (400 / 200 inflight, priority and fairness on).
+    #[default]
+    Default,
+    /// No inflight caps and no priority and fairness, as kwokctl does for scale runs.
+    Unlimited,
+}
+
+/// Supervises one simulated Kubernetes cluster: kine, kube-apiserver,
+/// kube-controller-manager, kube-scheduler and kwok, on this machine.
+#[derive(Debug, Parser)]
+#[command(name = "scaletest-cluster", version, about)]
+pub struct ClusterArgs {
+    /// Name of this simulated cluster (in logs, metrics and the endpoints file).
+    #[arg(long, env = "SCALETEST_CLUSTER_NAME", default_value = "cluster-0")]
+    pub name: String,
+
+    /// Directory for state, certificates, configs and logs. Default: a
+    /// temporary directory that is removed at exit.
+    #[arg(long, env = "SCALETEST_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Where the pinned upstream binaries are (`make upstream` fills it).
+    #[arg(long, env = "SCALETEST_BIN_DIR", default_value_os_t = binaries::default_bin_dir())]
+    pub bin_dir: PathBuf,
+
+    /// First of a fixed block of ports (apiserver = N, kine = N+1, …). Default: free ports.
+    #[arg(long, env = "SCALETEST_PORT_BASE", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port_base: Option<u16>,
+
+    /// Address health and metrics listeners bind (0.0.0.0 when scraped from outside).
+    #[arg(long, env = "SCALETEST_BIND_ADDRESS", default_value = "127.0.0.1")]
+    pub bind_address: std::net::IpAddr,
+
+    /// Address advertised to metrics scrapers in the endpoints file (a pod IP in kube mode).
+    #[arg(long, env = "SCALETEST_ADVERTISE_ADDRESS", default_value = "127.0.0.1")]
+    pub advertise_address: std::net::IpAddr,
+
+    #[arg(long, env = "SCALETEST_SCHEDULER", value_enum, default_value_t)]
+    pub scheduler: SchedulerMode,
+
+    #[arg(long, env = "SCALETEST_APISERVER_LIMITS", value_enum, default_value_t)]
+    pub apiserver_limits: ApiserverLimits,
+
+    /// How long each component may take to become ready.
+    #[arg(long, default_value = "3m", value_parser = humantime::parse_duration)]
+    pub startup_timeout: Duration,
+
+    /// Restarts of one component (within a minute of each other) before the
+    /// supervisor gives up on the cluster.
+    #[arg(long, default_value_t = 10)]
+    pub max_restarts: u32,
+
+    /// Extra DNS names or IPs for the apiserver's serving certificate.
+    #[arg(long = "extra-san", value_delimiter = ',')]
+    pub extra_sans: Vec<String>,
+}

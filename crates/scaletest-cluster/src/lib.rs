@@ -1,0 +1,22 @@
+//! `scaletest-cluster`: the supervisor of one simulated cluster. The combined
+//! image's entrypoint and the unit the local mode starts N times.
+
+pub mod binaries;
+pub mod components;
+pub mod config;
+pub mod crds;
+pub mod metrics;
+pub mod pki;
+pub mod ports;
+pub mod probe;
+pub mod process;
+pub mod supervisor;
+
+pub use config::ClusterArgs;
+
+/// Parses nothing: runs with already-parsed args until SIGTERM/Ctrl-C.
+pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
+    let shutdown = scaletest_core::shutdown::on_signals();
+    supervisor::run(args, shutdown).await?;
+    Ok(())
+}

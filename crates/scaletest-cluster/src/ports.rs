@@ -1,0 +1,158 @@
+//! The ports one simulated cluster listens on: fixed (`--port-base N` gives a
+//! stable layout, as kube mode's declared container ports need) or picked by
+//! the kernel (local mode runs many clusters side by side).
+
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
+
+use serde::Serialize;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum PortError {
+    #[error("port {port} ({role}) is busy: choose another --port-base, or omit it to pick free ports")]
+    Busy { port: u16, role: &'static str },
+    #[error("--port-base {base} leaves no room for {count} ports below 65535")]
+    OutOfRange { base: u16, count: u16 },
+    #[error("cannot pick a free port for {role}")]
+    Pick {
+        role: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Every listener of one simulated cluster. The order is the `--port-base`
+/// offset, so it must only ever grow at the end.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Ports {
+    pub apiserver: u16,
+    pub kine: u16,
+    pub kine_metrics: u16,
+    pub controller_manager: u16,
+    pub scheduler: u16,
+    pub kwok: u16,
+    pub supervisor: u16,
+    pub node_creator: u16,
+    pub pod_shim: u16,
+    pub load_driver: u16,
+    pub sut: u16,
+}
+
+const ROLES: [&str; 11] = [
+    "kube-apiserver",
+    "kine",
+    "kine metrics",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "supervisor metrics",
+    "node-creator",
+    "pod-shim",
+    "load-driver",
+    "system under test",
+];
+
+impl Ports {
+    fn from_slice(p: &[u16]) -> Self {
+        Self {
+            apiserver: p[0],
+            kine: p[1],
+            kine_metrics: p[2],
+            controller_manager: p[3],
+            scheduler: p[4],
+            kwok: p[5],
+            supervisor: p[6],
+            node_creator: p[7],
+            pod_shim: p[8],
+            load_driver: p[9],
+            sut: p[10],
+        }
+    }
+
+    pub fn all(&self) -> [(&'static str, u16); 11] {
+        let p = [
+            self.apiserver,
+            self.kine,
+            self.kine_metrics,
+            self.controller_manager,
+            self.scheduler,
+            self.kwok,
+            self.supervisor,
+            self.node_creator,
+            self.pod_shim,
+            self.load_driver,
+            self.sut,
+        ];
+        std::array::from_fn(|i| (ROLES[i], p[i]))
+    }
+
+    /// `base, base+1, …`, each checked free on loopback.
+    pub fn fixed(base: u16) -> Result<Self, PortError> {
+        let count = ROLES.len() as u16;
+        if base == 0 || base.checked_add(count).is_none() {
+            return Err(PortError::OutOfRange { base, count });
+        }
+        let ports: Vec<u16> = (0..count).map(|i| base + i).collect();
+        for (role, port) in ROLES.iter().zip(&ports) {
+            if !is_free(*port) {
+                return Err(PortError::Busy { port: *port, role });
+            }
+        }
+        Ok(Self::from_slice(&ports))
+    }
+
+    /// Free ports picked by the kernel. All listeners are held until every
+    /// port is chosen, so no two roles get the same one.
+    pub fn pick() -> Result<Self, PortError> {
+        let mut held = Vec::with_capacity(ROLES.len());
+        for role in ROLES {
+            let l = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
+                .map_err(|source| PortError::Pick { role, source })?;
+            held.push(l);
+        }
+        let ports: Vec<u16> = held.iter().map(|l| l.local_addr().map(|a| a.port()).unwrap_or(0)).collect();
+        Ok(Self::from_slice(&ports))
+    }
+}
+
+/// True when nothing listens on `port` on loopback or the wildcard address.
+pub fn is_free(port: u16) -> bool {
+    TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)).is_ok()
+        && TcpListener::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)).is_ok()
+}
+
+#[cfg(test)]
+impl Ports {
+    /// A fixed layout without checking the ports, for pure builder tests.
+    pub fn fixed_unchecked(base: u16) -> Self {
+        Self::from_slice(&(0..ROLES.len() as u16).map(|i| base + i).collect::<Vec<_>>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picked_ports_are_distinct_and_free() {
+        let p = Ports::pick().unwrap();
+        let mut all: Vec<u16> = p.all().iter().map(|(_, p)| *p).collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), ROLES.len());
+    }
+
+    #[test]
+    fn a_busy_port_is_named() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let err = Ports::fixed(port).unwrap_err();
+        assert!(err.to_string().contains(&format!("port {port} (kube-apiserver) is busy")), "{err}");
+    }
+
+    #[test]
+    fn base_out_of_range() {
+        assert!(matches!(Ports::fixed(65530), Err(PortError::OutOfRange { .. })));
+    }
+}

@@ -1,0 +1,284 @@
+//! Brings one simulated cluster up in dependency order, keeps it up, and
+//! takes it down in reverse order, leaving no process, port or temp dir.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prometheus_client::registry::Registry;
+use scaletest_core::endpoints::{self, ComponentEndpoint, Endpoints, MetricsTarget};
+use scaletest_core::metrics::{self as admin, Readiness};
+use tokio_util::sync::CancellationToken;
+
+use crate::binaries::{self, MissingBinary};
+use crate::components::{self, Component, Layout, Programs};
+use crate::config::ClusterArgs;
+use crate::metrics::SupervisorMetrics;
+use crate::pki::{self, PkiError};
+use crate::ports::{PortError, Ports};
+use crate::probe::Prober;
+use crate::process::{ChildState, ProcessError, RestartPolicy, Supervised, log_tail};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error(transparent)]
+    MissingBinary(#[from] MissingBinary),
+    #[error(transparent)]
+    Ports(#[from] PortError),
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error(transparent)]
+    Metrics(#[from] admin::MetricsError),
+    #[error(transparent)]
+    Endpoints(#[from] endpoints::EndpointsError),
+    #[error("cannot prepare {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{name} exited before it was ready ({status}); see {log}:\n{tail}")]
+    ExitedEarly { name: &'static str, status: String, log: String, tail: String },
+    #[error("{name} was not ready within {timeout:?}; see {log}:\n{tail}")]
+    NotReady { name: &'static str, timeout: Duration, log: String, tail: String },
+    #[error("{name} kept exiting ({status}, {starts} starts); see {log}")]
+    GaveUp { name: &'static str, status: String, starts: u32, log: String },
+    #[error("cannot install the CRDs")]
+    Crds(#[from] crate::crds::CrdError),
+    #[error("cannot connect to the cluster's apiserver")]
+    Client(#[from] scaletest_core::client::ClientError),
+    #[error("interrupted during startup")]
+    Interrupted,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SupervisorError + '_ {
+    move |source| SupervisorError::Io { path: path.to_owned(), source }
+}
+
+/// The data directory: the one given, or a temporary one removed at exit.
+enum DataDir {
+    Given(PathBuf),
+    Temp(tempfile::TempDir),
+}
+
+impl DataDir {
+    fn path(&self) -> &Path {
+        match self {
+            DataDir::Given(p) => p,
+            DataDir::Temp(t) => t.path(),
+        }
+    }
+}
+
+/// Runs the cluster until `shutdown` fires (or a component gives up).
+pub async fn run(args: ClusterArgs, shutdown: CancellationToken) -> Result<(), SupervisorError> {
+    let t0 = Instant::now();
+    // Every missing binary is reported before anything starts.
+    let find = |n: &str| binaries::find(n, &args.bin_dir);
+    let (kine, apiserver, kcm, kwok) =
+        (find("kine")?, find("kube-apiserver")?, find("kube-controller-manager")?, find("kwok")?);
+    let scheduler = match args.scheduler {
+        crate::config::SchedulerMode::KubeScheduler => find("kube-scheduler")?,
+        crate::config::SchedulerMode::PodShim => PathBuf::new(),
+    };
+    let ports = match args.port_base {
+        Some(base) => Ports::fixed(base)?,
+        None => Ports::pick()?,
+    };
+
+    let data = match &args.data_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(io(d))?;
+            DataDir::Given(std::fs::canonicalize(d).map_err(io(d))?)
+        }
+        None => DataDir::Temp(
+            tempfile::Builder::new().prefix("scaletest-cluster-").tempdir().map_err(io(Path::new("$TMPDIR")))?,
+        ),
+    };
+    let dir = data.path().to_path_buf();
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).map_err(io(&logs))?;
+
+    let apiserver_url = format!("https://127.0.0.1:{}", ports.apiserver);
+    let pki = pki::ensure(&dir.join("pki"), &apiserver_url, &args.extra_sans)?;
+    let layout = Layout {
+        data_dir: dir.clone(),
+        pki,
+        ports,
+        bind_address: args.bind_address.to_string(),
+        advertise_address: args.advertise_address.to_string(),
+        scheduler: args.scheduler,
+        apiserver_limits: args.apiserver_limits,
+    };
+    let plan = components::control_plane(
+        &layout,
+        &Programs { kine: &kine, apiserver: &apiserver, controller_manager: &kcm, scheduler: &scheduler, kwok: &kwok },
+    );
+
+    let mut registry = Registry::with_prefix("scaletest_cluster");
+    let metrics = SupervisorMetrics::register(&mut registry);
+    let admin_addr = SocketAddr::new(args.bind_address, ports.supervisor);
+    let admin_listener = admin::bind(admin_addr).await?;
+    let ready = Readiness::default();
+    let admin_stop = CancellationToken::new();
+    let admin_task = tokio::spawn(admin::serve(admin_listener, Arc::new(registry), ready.clone(), admin_stop.clone()));
+
+    let policy = RestartPolicy { max_restarts: args.max_restarts, ..RestartPolicy::default() };
+    let mut running: Vec<Supervised> = Vec::new();
+    let endpoints_path = dir.join(endpoints::FILE_NAME);
+    let result = async {
+        tokio::select! {
+            r = start_all(&plan, &logs, policy, &metrics, args.startup_timeout, &mut running, &layout) => r?,
+            _ = shutdown.cancelled() => return Err(SupervisorError::Interrupted),
+        }
+        let startup = t0.elapsed().as_secs_f64();
+        metrics.startup_seconds.set(startup);
+        metrics.ready.set(1);
+        ready.set_ready();
+        let e = endpoints_of(&args.name, &layout, &plan, &logs, startup);
+        e.write(&endpoints_path)?;
+        tracing::info!(cluster = %args.name, seconds = format!("{startup:.1}"), endpoints = %endpoints_path.display(), "simulated cluster ready");
+        watch(&running, &shutdown).await
+    }
+    .await;
+
+    // Teardown, always, in reverse start order.
+    let _ = std::fs::remove_file(&endpoints_path);
+    while let Some(child) = running.pop() {
+        tracing::info!(component = child.name, "stopping");
+        child.stop().await;
+    }
+    admin_stop.cancel();
+    let _ = admin_task.await;
+    if let DataDir::Temp(t) = data {
+        let _ = t.close();
+    }
+    tracing::info!(cluster = %args.name, "simulated cluster stopped");
+    result
+}
+
+async fn start_all(
+    plan: &[Component],
+    logs: &Path,
+    policy: RestartPolicy,
+    metrics: &SupervisorMetrics,
+    timeout: Duration,
+    running: &mut Vec<Supervised>,
+    layout: &Layout,
+) -> Result<(), SupervisorError> {
+    for c in plan {
+        start_one(c, logs, policy, metrics, timeout, running).await?;
+        if c.name == "kube-apiserver" {
+            // The CRDs go in as soon as the apiserver serves, so that
+            // components started later can watch them.
+            let client = scaletest_core::client::from_kubeconfig(&layout.pki.admin_kubeconfig).await?;
+            crate::crds::install(&client, timeout).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn start_one(
+    c: &Component,
+    logs: &Path,
+    policy: RestartPolicy,
+    metrics: &SupervisorMetrics,
+    timeout: Duration,
+    running: &mut Vec<Supervised>,
+) -> Result<(), SupervisorError> {
+    for (path, body) in &c.files {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        std::fs::write(path, body).map_err(io(path))?;
+    }
+    // Components write into their own data subdirectories.
+    for arg in &c.args {
+        if let Some(dir) = arg.strip_prefix("--cert-dir=") {
+            std::fs::create_dir_all(dir).map_err(io(Path::new(dir)))?;
+        }
+    }
+    if c.name == "kine" {
+        let d = logs.parent().unwrap_or(logs).join("kine");
+        std::fs::create_dir_all(&d).map_err(io(&d))?;
+    }
+    let log = logs.join(format!("{}.log", c.name));
+    tracing::info!(component = c.name, log = %log.display(), "starting");
+    let child = Supervised::start(c.clone(), log.clone(), policy, metrics.clone())?;
+    let mut state = child.state.clone();
+    running.push(child);
+
+    let prober = Prober::new(c.probe.clone());
+    let deadline = tokio::time::Instant::now() + timeout;
+    let fail_tail = || (log.display().to_string(), log_tail(&log, 15));
+    loop {
+        if prober.ready().await {
+            tracing::info!(component = c.name, "ready");
+            return Ok(());
+        }
+        if let ChildState::Exited { status, .. } | ChildState::GaveUp { status, .. } = state.borrow_and_update().clone()
+        {
+            let (log, tail) = fail_tail();
+            return Err(SupervisorError::ExitedEarly { name: c.name, status, log, tail });
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let (log, tail) = fail_tail();
+            return Err(SupervisorError::NotReady { name: c.name, timeout, log, tail });
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = state.changed() => {}
+        }
+    }
+}
+
+/// Waits for shutdown; fails if any child exceeds its restart budget.
+async fn watch(running: &[Supervised], shutdown: &CancellationToken) -> Result<(), SupervisorError> {
+    loop {
+        for c in running {
+            if let ChildState::GaveUp { status, starts } = c.state.borrow().clone() {
+                let log = c.log_file.display().to_string();
+                return Err(SupervisorError::GaveUp { name: c.name, status, starts, log });
+            }
+        }
+        let mut states: Vec<_> = running.iter().map(|c| c.state.clone()).collect();
+        let changed = futures::future::select_all(states.iter_mut().map(|s| Box::pin(s.changed())));
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = changed => {}
+        }
+    }
+}
+
+fn endpoints_of(name: &str, l: &Layout, plan: &[Component], logs: &Path, startup: f64) -> Endpoints {
+    let mut components: Vec<ComponentEndpoint> = plan
+        .iter()
+        .map(|c| ComponentEndpoint {
+            name: c.name.to_string(),
+            log_file: logs.join(format!("{}.log", c.name)),
+            metrics: c.metrics.clone(),
+        })
+        .collect();
+    components.push(ComponentEndpoint {
+        name: "scaletest-cluster".into(),
+        log_file: logs.join("scaletest-cluster.log"),
+        metrics: Some(MetricsTarget {
+            scheme: "http".into(),
+            address: format!("{}:{}", l.advertise_address, l.ports.supervisor),
+            path: "/metrics".into(),
+            tls: None,
+        }),
+    });
+    Endpoints {
+        cluster: name.to_string(),
+        data_dir: l.data_dir.clone(),
+        kubeconfig: l.pki.admin_kubeconfig.clone(),
+        apiserver_url: l.apiserver_url(),
+        supervisor_pid: std::process::id(),
+        startup_seconds: startup,
+        components,
+    }
+}

@@ -1,0 +1,107 @@
+//! The density model (ADR-0022): one fake Node holds `pods_per_node` Pods, and
+//! its Allocatable is exactly that many times the per-Pod need, so a scheduler
+//! packing to Allocatable puts `pods_per_node` Pods on every full Node.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+use crate::quantity::{self, QuantityError};
+
+pub const DEFAULT_PODS_PER_NODE: u32 = 100;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PodNeed {
+    pub cpu_millis: u64,
+    pub memory_bytes: u64,
+}
+
+impl PodNeed {
+    pub fn parse(cpu: &str, memory: &str) -> Result<Self, QuantityError> {
+        Ok(Self { cpu_millis: quantity::parse_cpu_millis(cpu)?, memory_bytes: quantity::parse_memory_bytes(memory)? })
+    }
+}
+
+impl Default for PodNeed {
+    fn default() -> Self {
+        Self { cpu_millis: 100, memory_bytes: 128 << 20 }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DensityModel {
+    pub pods_per_node: u32,
+    pub pod: PodNeed,
+}
+
+impl Default for DensityModel {
+    fn default() -> Self {
+        Self { pods_per_node: DEFAULT_PODS_PER_NODE, pod: PodNeed::default() }
+    }
+}
+
+/// What a fake Node advertises, in Kubernetes quantity strings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Allocatable {
+    pub cpu: String,
+    pub memory: String,
+    pub pods: String,
+}
+
+impl Allocatable {
+    /// The `status.allocatable` / `status.capacity` map of a Node.
+    pub fn to_resource_map(&self) -> BTreeMap<String, Quantity> {
+        BTreeMap::from([
+            ("cpu".to_string(), Quantity(self.cpu.clone())),
+            ("memory".to_string(), Quantity(self.memory.clone())),
+            ("pods".to_string(), Quantity(self.pods.clone())),
+        ])
+    }
+}
+
+impl DensityModel {
+    pub fn allocatable(&self) -> Allocatable {
+        let n = u64::from(self.pods_per_node);
+        Allocatable {
+            cpu: quantity::format_cpu_millis(self.pod.cpu_millis * n),
+            memory: quantity::format_memory_bytes(self.pod.memory_bytes * n),
+            pods: n.to_string(),
+        }
+    }
+
+    /// Nodes needed for `pods` Pods: ceil(pods / density).
+    pub fn nodes_for(&self, pods: u64) -> u64 {
+        pods.div_ceil(u64::from(self.pods_per_node.max(1)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_node_holds_a_hundred_default_pods() {
+        let a = DensityModel::default().allocatable();
+        assert_eq!(a.cpu, "10");
+        assert_eq!(a.memory, "12800Mi");
+        assert_eq!(a.pods, "100");
+    }
+
+    #[test]
+    fn nodes_round_up() {
+        let d = DensityModel::default();
+        assert_eq!(d.nodes_for(0), 0);
+        assert_eq!(d.nodes_for(1), 1);
+        assert_eq!(d.nodes_for(100), 1);
+        assert_eq!(d.nodes_for(101), 2);
+        assert_eq!(d.nodes_for(500), 5);
+    }
+
+    #[test]
+    fn odd_needs_stay_exact() {
+        let d = DensityModel { pods_per_node: 7, pod: PodNeed::parse("150m", "100Mi").unwrap() };
+        let a = d.allocatable();
+        assert_eq!(quantity::parse_cpu_millis(&a.cpu), Ok(1050));
+        assert_eq!(quantity::parse_memory_bytes(&a.memory), Ok(700 << 20));
+    }
+}

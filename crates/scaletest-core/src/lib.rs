@@ -1,0 +1,18 @@
+//! The library every scaletest binary shares.
+//!
+//! - [`crd`]: the CapacityRequest / UpcomingNode contract with the system under test.
+//! - [`density`] and [`quantity`]: how many Pods a fake Node holds and what it advertises.
+//! - [`profile`]: the `profiles/*.yaml` schema and its validation.
+//! - [`metrics`]: one Prometheus registry per process, served at `/metrics`.
+//! - [`client`], [`shutdown`], [`telemetry`]: process plumbing.
+
+pub mod client;
+pub mod constants;
+pub mod crd;
+pub mod density;
+pub mod endpoints;
+pub mod metrics;
+pub mod profile;
+pub mod quantity;
+pub mod shutdown;
+pub mod telemetry;

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Builds the pinned upstream binaries from the Go module proxy into a cache
+# outside the clone, skipping any already built at its pinned version.
+#   scripts/upstream.sh build        build (or reuse) everything, print the bin dir
+#   scripts/upstream.sh bin-dir      print the bin dir only
+# Release-binary downloads are never used: only package registries are reachable
+# here and on air-gapped runners.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=../upstream/versions.env
+source "$root/upstream/versions.env"
+
+cache=${SCALETEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/scaletest}
+store="$cache/upstream"
+bin="$store/bin"
+
+log() { printf '[upstream] %s\n' "$*" >&2; }
+
+# build NAME VERSION PKG... : go build each package into $store/NAME@VERSION/
+# from module dir $moddir (a wrapper module) or with `go install pkg@version`.
+built() { [ -f "$store/$1@$2/.done" ]; }
+
+link() { # link NAME VERSION BINARY...
+  local name=$1 version=$2; shift 2
+  mkdir -p "$bin"
+  for b in "$@"; do ln -sfn "$store/$name@$version/$b" "$bin/$b"; done
+}
+
+build_kubernetes() {
+  local v=$KUBERNETES_VERSION out="$store/kubernetes@$KUBERNETES_VERSION"
+  local bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+  if built kubernetes "$v"; then log "kubernetes $v: cached"; else
+    log "kubernetes $v: building ${bins[*]} (cold: ~15-25 min on 2 cores)"
+    local minor=${v#v1.}; minor=${minor%%.*}
+    local date; date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    local ld="" p
+    for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+      ld+=" -X $p.gitVersion=$v -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+      ld+=" -X $p.gitTreeState=clean -X $p.gitCommit=module-proxy -X $p.buildDate=$date"
+    done
+    mkdir -p "$out"
+    (cd "$root/upstream/k8s" && for b in "${bins[@]}"; do
+        log "  go build $b"
+        CGO_ENABLED=0 go build -trimpath -ldflags "-s -w$ld" -o "$out/$b" "k8s.io/kubernetes/cmd/$b"
+      done)
+    touch "$out/.done"
+  fi
+  link kubernetes "$v" "${bins[@]}"
+}
+
+go_install() { # go_install NAME VERSION MODULE_PKG BINARY
+  local name=$1 v=$2 pkg=$3 b=$4 out="$store/$1@$2"
+  if built "$name" "$v"; then log "$name $v: cached"; else
+    log "$name $v: go install $pkg@$v"
+    mkdir -p "$out"
+    CGO_ENABLED=0 GOBIN="$out" go install -trimpath -ldflags "-s -w" "$pkg@$v"
+    touch "$out/.done"
+  fi
+  link "$name" "$v" "$b"
+}
+
+install_prometheus() {
+  if command -v prometheus >/dev/null 2>&1; then log "prometheus: $(command -v prometheus)"; return; fi
+  log "prometheus: apt-get install $PROMETHEUS_DEBIAN_PACKAGE"
+  local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  # policy-rc.d keeps the package's service from starting (and taking :9090).
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+  $sudo chmod +x /usr/sbin/policy-rc.d
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    "$PROMETHEUS_DEBIAN_PACKAGE" >/dev/null
+  $sudo rm -f /usr/sbin/policy-rc.d
+}
+
+need_go() {
+  command -v go >/dev/null 2>&1 || { echo "go not found: install Go >= 1.26 (https://go.dev/doc/install)" >&2; exit 1; }
+}
+
+case "${1:-build}" in
+  bin-dir) echo "$bin" ;;
+  build)
+    need_go
+    build_kubernetes
+    go_install kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok kwok
+    go_install kine "$KINE_VERSION" github.com/k3s-io/kine kine
+    go_install helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm helm
+    if [ "${SCALETEST_SKIP_PROMETHEUS:-}" != 1 ]; then install_prometheus; fi
+    echo "$bin"
+    ;;
+  prometheus) install_prometheus ;;
+  *) echo "usage: $0 [build|bin-dir|prometheus]" >&2; exit 2 ;;
+esac
