@@ -149,14 +149,8 @@ pub fn kube_apiserver(l: &Layout, program: &Path) -> Component {
         flag("endpoint-reconciler-type", "none"),
         flag("profiling", "false"),
     ];
-    if l.apiserver_limits == ApiserverLimits::Unlimited {
-        // What kwokctl does for scale runs: no inflight caps, no APF queuing.
-        args.extend([
-            flag("max-requests-inflight", 0),
-            flag("max-mutating-requests-inflight", 0),
-            flag("enable-priority-and-fairness", "false"),
-        ]);
-    }
+    // What kwokctl does for scale runs, when the profile asks: no inflight caps, no APF.
+    args.extend(l.apiserver_limits.apiserver_flags().iter().map(|f| f.to_string()));
     Component {
         name: "kube-apiserver",
         program: program.into(),

@@ -3,29 +3,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 
 use crate::binaries;
 
-/// Which process binds Pods to fake Nodes (ADR-0023).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
-pub enum SchedulerMode {
-    /// A real kube-scheduler packing with NodeResourcesFit/MostAllocated.
-    #[default]
-    KubeScheduler,
-    /// Legacy: the harness's pod-shim marks and binds Pods; no kube-scheduler runs.
-    PodShim,
-}
-
-/// The apiserver's own request limits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
-pub enum ApiserverLimits {
-    /// Upstream defaults (400 / 200 inflight, priority and fairness on).
-    #[default]
-    Default,
-    /// No inflight caps and no priority and fairness, as kwokctl does for scale runs.
-    Unlimited,
-}
+pub use scaletest_core::profile::{ApiserverLimits, Scheduler as SchedulerMode};
 
 /// Supervises one simulated Kubernetes cluster: kine, kube-apiserver,
 /// kube-controller-manager, kube-scheduler and kwok, on this machine.

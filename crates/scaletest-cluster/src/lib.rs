@@ -5,6 +5,7 @@ pub mod binaries;
 pub mod components;
 pub mod config;
 pub mod crds;
+pub mod launcher;
 pub mod metrics;
 pub mod pki;
 pub mod ports;

@@ -6,11 +6,5 @@ use scaletest_cluster::ClusterArgs;
 #[tokio::main]
 async fn main() -> ExitCode {
     scaletest_core::telemetry::init();
-    match scaletest_cluster::run(ClusterArgs::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    scaletest_core::component::exit(scaletest_cluster::run(ClusterArgs::parse()).await)
 }

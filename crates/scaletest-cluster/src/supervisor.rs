@@ -279,6 +279,7 @@ fn endpoints_of(name: &str, l: &Layout, plan: &[Component], logs: &Path, startup
         apiserver_url: l.apiserver_url(),
         supervisor_pid: std::process::id(),
         startup_seconds: startup,
+        ports: l.ports.all().iter().map(|(role, port)| (role.to_string(), *port)).collect(),
         components,
     }
 }

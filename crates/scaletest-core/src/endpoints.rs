@@ -19,6 +19,9 @@ pub struct Endpoints {
     pub supervisor_pid: u32,
     /// Seconds from supervisor start to every component ready.
     pub startup_seconds: f64,
+    /// Every port the cluster holds, by role (to check they are free afterwards).
+    #[serde(default)]
+    pub ports: std::collections::BTreeMap<String, u16>,
     pub components: Vec<ComponentEndpoint>,
 }
 
@@ -118,6 +121,7 @@ mod tests {
             apiserver_url: "https://127.0.0.1:1".into(),
             supervisor_pid: 1,
             startup_seconds: 1.5,
+            ports: [("kine".to_string(), 3)].into(),
             components: vec![ComponentEndpoint {
                 name: "kwok".into(),
                 log_file: dir.join("kwok.log"),

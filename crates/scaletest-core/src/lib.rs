@@ -7,6 +7,7 @@
 //! - [`client`], [`shutdown`], [`telemetry`]: process plumbing.
 
 pub mod client;
+pub mod component;
 pub mod constants;
 pub mod crd;
 pub mod density;

@@ -119,7 +119,7 @@ impl Default for Harness {
 }
 
 /// What binds Pods to fake Nodes (ADR-0023).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scheduler {
     /// A real kube-scheduler with NodeResourcesFit / MostAllocated.
@@ -145,7 +145,7 @@ impl fmt::Display for Scheduler {
 }
 
 /// The simulated apiservers' request limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum ApiserverLimits {
     /// kube-apiserver's own defaults (priority and fairness on).

@@ -1,0 +1,44 @@
+# scaletest: run `make help` for the targets.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+
+## help: list the targets
+.PHONY: help
+help:
+	@grep -E '^## ' $(MAKEFILE_LIST) | sed 's/^## //' | column -t -s ':'
+
+## upstream: build the pinned kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, kine, helm (Go module proxy) and install Prometheus (apt)
+.PHONY: upstream
+upstream:
+	scripts/upstream.sh build
+
+## build: build the Rust workspace
+.PHONY: build
+build:
+	$(CARGO) build --workspace --bins
+
+## run: set everything up and run the main job (one simulated cluster, shown and torn down)
+.PHONY: run
+run: upstream build
+	scripts/demo.sh
+
+## test: format and lint checks, then every unit and integration test (real control planes)
+.PHONY: test
+test: upstream
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) test --workspace
+
+## bench: measure cold start and idle RSS of one simulated cluster into results/
+.PHONY: bench
+bench: upstream
+	$(CARGO) build --release --workspace --bins
+	scripts/bench-cluster-start.py
+
+## crds: regenerate crds/*.yaml from the Rust types
+.PHONY: crds
+crds:
+	UPDATE_CRDS=1 $(CARGO) test -p scaletest-core --test crds
