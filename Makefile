@@ -30,6 +30,7 @@ run: upstream build
 test: upstream
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 
 ## bench: measure cold start and idle RSS of one simulated cluster into results/

@@ -6,10 +6,18 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
-#[error("{name} not found in {} or on PATH: run `make upstream` to build the pinned upstream binaries (or pass --bin-dir)", .bin_dir.display())]
+#[error("{name} not found in {} or on PATH: {}", .bin_dir.display(), hint(.name))]
 pub struct MissingBinary {
     pub name: String,
     pub bin_dir: PathBuf,
+}
+
+fn hint(name: &str) -> &'static str {
+    if name.starts_with("scaletest-") {
+        "run `cargo build --workspace --bins` (or `make build`) to build the harness binaries"
+    } else {
+        "run `make upstream` to build the pinned upstream binaries (or pass --bin-dir)"
+    }
 }
 
 /// `$SCALETEST_CACHE`, else `$XDG_CACHE_HOME/scaletest`, else `~/.cache/scaletest`,

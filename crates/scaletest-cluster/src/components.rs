@@ -17,8 +17,10 @@ use crate::ports::Ports;
 pub enum Probe {
     /// Accepts TCP connections on loopback.
     Tcp(u16),
-    /// Answers 200 on this URL (https: any serving cert; the admin client cert is offered).
+    /// Answers 200 on this URL (https: any serving cert is accepted).
     Http(String),
+    /// Nothing to ask (a user's own process): started is ready.
+    Started,
 }
 
 #[derive(Clone, Debug, PartialEq)]

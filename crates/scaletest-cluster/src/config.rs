@@ -39,11 +39,25 @@ pub struct ClusterArgs {
     #[arg(long, env = "SCALETEST_ADVERTISE_ADDRESS", default_value = "127.0.0.1")]
     pub advertise_address: std::net::IpAddr,
 
-    #[arg(long, env = "SCALETEST_SCHEDULER", value_enum, default_value_t)]
-    pub scheduler: SchedulerMode,
+    /// What binds Pods [default: the profile's harness.scheduler, else kube-scheduler].
+    #[arg(long, env = "SCALETEST_SCHEDULER", value_enum)]
+    pub scheduler: Option<SchedulerMode>,
 
-    #[arg(long, env = "SCALETEST_APISERVER_LIMITS", value_enum, default_value_t)]
-    pub apiserver_limits: ApiserverLimits,
+    /// The apiserver's request limits [default: the profile's harness.apiserverLimits, else default].
+    #[arg(long, env = "SCALETEST_APISERVER_LIMITS", value_enum)]
+    pub apiserver_limits: Option<ApiserverLimits>,
+
+    /// A scale profile: also runs its system under test and its load-driver in this cluster.
+    #[arg(long, env = "SCALETEST_PROFILE")]
+    pub profile: Option<PathBuf>,
+
+    /// Run id every created object is labelled with (`scaletest-run=<id>`).
+    #[arg(long, env = "SCALETEST_RUN_ID", default_value = "local")]
+    pub run_id: String,
+
+    /// Test-only fault injection: node-creator skips every Nth UpcomingNode.
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub node_creator_skip_every: u64,
 
     /// How long each component may take to become ready.
     #[arg(long, default_value = "3m", value_parser = humantime::parse_duration)]

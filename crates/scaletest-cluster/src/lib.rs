@@ -5,6 +5,7 @@ pub mod binaries;
 pub mod components;
 pub mod config;
 pub mod crds;
+pub mod harness;
 pub mod launcher;
 pub mod metrics;
 pub mod pki;

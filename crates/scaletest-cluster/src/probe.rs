@@ -15,7 +15,7 @@ pub struct Prober {
 impl Prober {
     pub fn new(probe: Probe) -> Self {
         let client = match &probe {
-            Probe::Tcp(_) => None,
+            Probe::Tcp(_) | Probe::Started => None,
             Probe::Http(url) => http_client(url),
         };
         Self { probe, client }
@@ -33,6 +33,7 @@ impl Prober {
                 tokio::time::timeout(Duration::from_secs(5), client.request_text(req)).await.is_ok_and(|r| r.is_ok())
             }
             (Probe::Http(_), None) => false,
+            (Probe::Started, _) => true,
         }
     }
 }

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::binaries::{self, MissingBinary};
 use crate::components::{self, Component, Layout, Programs};
 use crate::config::ClusterArgs;
+use crate::harness::{self, HarnessPrograms, HarnessSpec};
 use crate::metrics::SupervisorMetrics;
 use crate::pki::{self, PkiError};
 use crate::ports::{PortError, Ports};
@@ -52,6 +53,8 @@ pub enum SupervisorError {
     Client(#[from] scaletest_core::client::ClientError),
     #[error("interrupted during startup")]
     Interrupted,
+    #[error(transparent)]
+    Profile(#[from] scaletest_core::profile::ProfileError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SupervisorError + '_ {
@@ -76,13 +79,36 @@ impl DataDir {
 /// Runs the cluster until `shutdown` fires (or a component gives up).
 pub async fn run(args: ClusterArgs, shutdown: CancellationToken) -> Result<(), SupervisorError> {
     let t0 = Instant::now();
-    // Every missing binary is reported before anything starts.
+    // A bad profile or a missing binary is reported before anything starts.
+    let profile = match &args.profile {
+        Some(p) => Some((p.clone(), scaletest_core::profile::load(p)?)),
+        None => None,
+    };
+    let scheduler_mode = args.scheduler.or(profile.as_ref().map(|(_, p)| p.harness.scheduler)).unwrap_or_default();
+    let limits =
+        args.apiserver_limits.or(profile.as_ref().map(|(_, p)| p.harness.apiserver_limits)).unwrap_or_default();
+    let spec = HarnessSpec {
+        profile: profile.as_ref().map(|(path, p)| (path.as_path(), p)),
+        run_id: &args.run_id,
+        cluster: &args.name,
+        node_creator_skip_every: args.node_creator_skip_every,
+    };
     let find = |n: &str| binaries::find(n, &args.bin_dir);
     let (kine, apiserver, kcm, kwok) =
         (find("kine")?, find("kube-apiserver")?, find("kube-controller-manager")?, find("kwok")?);
-    let scheduler = match args.scheduler {
+    let scheduler = match scheduler_mode {
         crate::config::SchedulerMode::KubeScheduler => find("kube-scheduler")?,
         crate::config::SchedulerMode::PodShim => PathBuf::new(),
+    };
+    for name in HarnessPrograms::needed(scheduler_mode, &spec) {
+        find(name)?;
+    }
+    let found = |n: &str| find(n).unwrap_or_default();
+    let harness_programs = HarnessPrograms {
+        node_creator: found("scaletest-node-creator"),
+        pod_shim: found("scaletest-pod-shim"),
+        load_driver: found("scaletest-load-driver"),
+        sut: found("scaletest-sut"),
     };
     let ports = match args.port_base {
         Some(base) => Ports::fixed(base)?,
@@ -110,13 +136,14 @@ pub async fn run(args: ClusterArgs, shutdown: CancellationToken) -> Result<(), S
         ports,
         bind_address: args.bind_address.to_string(),
         advertise_address: args.advertise_address.to_string(),
-        scheduler: args.scheduler,
-        apiserver_limits: args.apiserver_limits,
+        scheduler: scheduler_mode,
+        apiserver_limits: limits,
     };
-    let plan = components::control_plane(
+    let mut plan = components::control_plane(
         &layout,
         &Programs { kine: &kine, apiserver: &apiserver, controller_manager: &kcm, scheduler: &scheduler, kwok: &kwok },
     );
+    plan.extend(harness::harness(&layout, &harness_programs, &spec));
 
     let mut registry = Registry::with_prefix("scaletest_cluster");
     let metrics = SupervisorMetrics::register(&mut registry);

@@ -75,6 +75,28 @@ impl DensityModel {
     }
 }
 
+impl PodNeed {
+    /// What a Pod asks for: the sum of its containers' requests (an init
+    /// container's larger request wins, as the scheduler computes it).
+    /// Unparsable quantities count as zero (the apiserver validated them).
+    pub fn of_pod(pod: &k8s_openapi::api::core::v1::Pod) -> Self {
+        let requests = |c: &k8s_openapi::api::core::v1::Container| {
+            let r = c.resources.as_ref().and_then(|r| r.requests.as_ref());
+            let get = |k: &str, parse: fn(&str) -> Result<u64, QuantityError>| {
+                r.and_then(|r| r.get(k)).and_then(|q| parse(&q.0).ok()).unwrap_or(0)
+            };
+            (get("cpu", quantity::parse_cpu_millis), get("memory", quantity::parse_memory_bytes))
+        };
+        let Some(spec) = pod.spec.as_ref() else { return Self { cpu_millis: 0, memory_bytes: 0 } };
+        let (mut cpu, mut mem) = spec.containers.iter().map(requests).fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
+        for (c, m) in spec.init_containers.iter().flatten().map(requests) {
+            cpu = cpu.max(c);
+            mem = mem.max(m);
+        }
+        Self { cpu_millis: cpu, memory_bytes: mem }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
