@@ -208,7 +208,9 @@ async fn start_all(
     Ok(())
 }
 
-async fn start_one(
+/// Starts `c` under supervision and waits until its probe passes (or it
+/// exits, or `timeout`). Also used by the runner for Prometheus.
+pub async fn start_one(
     c: &Component,
     logs: &Path,
     policy: RestartPolicy,

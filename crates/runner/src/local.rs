@@ -1,0 +1,77 @@
+//! The local target: `clusterCount` supervisors on this machine, each on its
+//! own free ports and data dir, started a few at a time.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures::StreamExt;
+use scaletest_cluster::launcher::{ClusterProcess, LaunchError};
+use scaletest_core::endpoints::Endpoints;
+
+/// Cold starts compete for 2 cores: a few at a time keeps each one quick.
+const PARALLEL_STARTS: usize = 4;
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(300);
+
+pub struct LocalCluster {
+    pub process: ClusterProcess,
+    pub endpoints: Endpoints,
+}
+
+pub fn cluster_name(i: u32) -> String {
+    format!("cluster-{i}")
+}
+
+/// Starts every cluster; on the first failure the ones already up are
+/// returned too (in `started`) so the caller tears them down.
+pub async fn start_all(
+    supervisor: &Path,
+    work: &Path,
+    count: u32,
+    profile: &Path,
+    run_id: &str,
+    bin_dir: Option<&Path>,
+    started: &mut Vec<LocalCluster>,
+) -> Result<(), LaunchError> {
+    let mut extra = vec![format!("--profile={}", profile.display()), format!("--run-id={run_id}")];
+    if let Some(b) = bin_dir {
+        extra.push(format!("--bin-dir={}", b.display()));
+    }
+    let results: Vec<Result<LocalCluster, (Option<ClusterProcess>, LaunchError)>> = futures::stream::iter(0..count)
+        .map(|i| {
+            let extra = extra.clone();
+            async move {
+                let name = cluster_name(i);
+                let dir: PathBuf = work.join(&name);
+                let mut process = ClusterProcess::spawn(supervisor, &name, &dir, &extra).map_err(|e| (None, e))?;
+                match process.wait_ready(STARTUP_TIMEOUT).await {
+                    Ok(endpoints) => {
+                        tracing::info!(cluster = %name, seconds = format!("{:.1}", endpoints.startup_seconds), "cluster ready");
+                        Ok(LocalCluster { process, endpoints })
+                    }
+                    Err(e) => Err((Some(process), e)),
+                }
+            }
+        })
+        .buffer_unordered(PARALLEL_STARTS)
+        .collect()
+        .await;
+    let mut first_error = None;
+    for r in results {
+        match r {
+            Ok(c) => started.push(c),
+            Err((process, e)) => {
+                if let Some(p) = process {
+                    let _ = p.stop(Duration::from_secs(30)).await;
+                }
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    started.sort_by(|a, b| a.endpoints.cluster.cmp(&b.endpoints.cluster));
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Stops every cluster at once (each stops its children in order).
+pub async fn stop_all(clusters: Vec<LocalCluster>) {
+    futures::future::join_all(clusters.into_iter().map(|c| c.process.stop(Duration::from_secs(60)))).await;
+}

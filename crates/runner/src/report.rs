@@ -1,0 +1,131 @@
+//! The human report: `report.md` with SVG plots (binding latency, objects,
+//! apiserver request latency over the run), drawn from Prometheus.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::prom::{self, QueryError};
+use crate::summary::SloResult;
+
+struct Plot {
+    file: &'static str,
+    title: &'static str,
+    unit: &'static str,
+    query: &'static str,
+}
+
+const PLOTS: [Plot; 4] = [
+    Plot {
+        file: "binding-latency.svg",
+        title: "Binding latency p99 (Pod created → PodScheduled)",
+        unit: "s",
+        query: "histogram_quantile(0.99, sum(rate(scaletest_load_driver_binding_latency_seconds_bucket[30s])) by (le))",
+    },
+    Plot {
+        file: "objects.svg",
+        title: "Objects active (all clusters)",
+        unit: "",
+        query: "sum(scaletest_load_driver_objects_active)",
+    },
+    Plot {
+        file: "nodes.svg",
+        title: "Fake Nodes (all clusters)",
+        unit: "",
+        query: "sum(kwok_node_count) or sum(scaletest_node_creator_nodes_created_total)",
+    },
+    Plot {
+        file: "apiserver-latency.svg",
+        title: "kube-apiserver request latency p99 (non-watch)",
+        unit: "s",
+        query: "histogram_quantile(0.99, sum(rate(apiserver_request_duration_seconds_bucket{verb!~\"WATCH|CONNECT\"}[30s])) by (le))",
+    },
+];
+
+/// A line chart as SVG: pure, so it is testable without Prometheus.
+pub fn svg(title: &str, unit: &str, points: &[(f64, f64)]) -> String {
+    let (w, h, left, bottom, top, right) = (640.0, 240.0, 60.0, 30.0, 28.0, 12.0);
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">
+<rect width="100%" height="100%" fill="white"/>
+<text x="{left}" y="16" font-size="13">{title}</text>
+"##
+    );
+    if points.is_empty() {
+        let _ = write!(s, r#"<text x="{}" y="{}">no data</text></svg>"#, w / 2.0 - 20.0, h / 2.0);
+        return s;
+    }
+    let (t0, t1) = (points[0].0, points[points.len() - 1].0.max(points[0].0 + 1.0));
+    let ymax = points.iter().map(|p| p.1).fold(0.0_f64, f64::max).max(1e-9) * 1.1;
+    let x = |t: f64| left + (t - t0) / (t1 - t0) * (w - left - right);
+    let y = |v: f64| top + (1.0 - v / ymax) * (h - top - bottom);
+    let _ = write!(
+        s,
+        r##"<line x1="{left}" y1="{b}" x2="{r}" y2="{b}" stroke="#888"/><line x1="{left}" y1="{top}" x2="{left}" y2="{b}" stroke="#888"/>
+<text x="4" y="{yt}">{ymax:.3}{unit}</text><text x="4" y="{b}">0</text>
+<text x="{left}" y="{lx}">0 s</text><text x="{rx}" y="{lx}">{dur:.0} s</text>
+"##,
+        b = h - bottom,
+        r = w - right,
+        yt = top + 4.0,
+        lx = h - 10.0,
+        rx = w - right - 40.0,
+        dur = t1 - t0,
+    );
+    let path: Vec<String> = points.iter().map(|(t, v)| format!("{:.1},{:.1}", x(*t), y(*v))).collect();
+    let _ =
+        write!(s, r##"<polyline fill="none" stroke="#1f77b4" stroke-width="1.5" points="{}"/></svg>"##, path.join(" "));
+    s
+}
+
+pub async fn write(
+    prom_addr: &str,
+    output: &Path,
+    run_id: &str,
+    elapsed: Duration,
+    metrics: &BTreeMap<String, Option<f64>>,
+    slos: &[SloResult],
+) -> Result<(), QueryError> {
+    let end = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+    let start = end - elapsed.as_secs_f64().max(60.0);
+    let step = ((end - start) / 200.0).max(5.0);
+    let mut md =
+        format!("# scaletest run {run_id}\n\n## SLOs\n\n| SLO | value | threshold | verdict |\n|---|---:|---:|---|\n");
+    for s in slos {
+        let v = s.value.map_or("no data".to_string(), |v| format!("{v:.4}"));
+        let verdict = if s.passed { "pass" } else { "**FAIL**" };
+        let _ = writeln!(md, "| {} | {v} | {:?} {} | {verdict} |", s.name, s.comparison, s.threshold);
+    }
+    md.push_str("\n## Metrics\n\n| metric | value |\n|---|---:|\n");
+    for (k, v) in metrics {
+        let _ = writeln!(md, "| {k} | {} |", v.map_or("no data".to_string(), |v| format!("{v:.4}")));
+    }
+    md.push_str("\n## Over time\n\n");
+    for p in &PLOTS {
+        let points = prom::query_range(prom_addr, p.query, start, end, step).await?;
+        let rebased: Vec<(f64, f64)> = points.iter().map(|(t, v)| (t - start, *v)).collect();
+        std::fs::write(output.join(p.file), svg(p.title, p.unit, &rebased))
+            .map_err(|e| QueryError::Shape { query: p.file.into(), detail: e.to_string() })?;
+        let _ = writeln!(md, "![{}]({})\n", p.title, p.file);
+    }
+    std::fs::write(output.join("report.md"), md)
+        .map_err(|e| QueryError::Shape { query: "report.md".into(), detail: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draws_a_polyline_through_every_point() {
+        let s = svg("t", "s", &[(0.0, 0.0), (10.0, 1.0), (20.0, 0.5)]);
+        assert!(s.starts_with("<svg"));
+        assert!(s.ends_with("</svg>"));
+        let pts = s.split("points=\"").nth(1).unwrap().split('"').next().unwrap();
+        assert_eq!(pts.split(' ').count(), 3);
+        assert!(svg("t", "", &[]).contains("no data"));
+    }
+}

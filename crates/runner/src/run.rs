@@ -1,0 +1,466 @@
+//! `scaletest-runner run`: estimate → install → steady state → soak →
+//! evaluate → report → snapshot → summary.json → teardown (always).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use scaletest_cluster::components::Component;
+use scaletest_cluster::metrics::SupervisorMetrics;
+use scaletest_cluster::process::{RestartPolicy, Supervised};
+use scaletest_core::profile::{self, Profile};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{RunArgs, TargetKind};
+use crate::estimate;
+use crate::http;
+use crate::local::{self, LocalCluster};
+use crate::prom;
+use crate::report;
+use crate::summary::{ClusterResult, Cost, Scale, SloResult, Summary, Target};
+
+/// How a run ended, for the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Passed,
+    Failed,
+    Interrupted,
+}
+
+/// Refusals before anything starts (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error(transparent)]
+    Profile(#[from] profile::ProfileError),
+    #[error("{0}")]
+    Budget(String),
+    #[error("the estimate is ${usd:.2} on a cloud-looking context ({context}): rerun with --yes to confirm")]
+    NeedsConfirmation { usd: f64, context: String },
+    #[error("--target kube is not available yet: use --target local (the chart and image land with the kube target)")]
+    KubeTarget,
+    #[error("cannot create the output directory {path}: {source}")]
+    Output { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Missing(String),
+}
+
+/// Everything the phases share, and what teardown must undo.
+struct Run {
+    run_id: String,
+    profile: Profile,
+    output: PathBuf,
+    work: tempfile::TempDir,
+    clusters: Vec<LocalCluster>,
+    prometheus: Option<(Supervised, String, PathBuf)>,
+    phases: BTreeMap<String, f64>,
+    metrics: BTreeMap<String, Option<f64>>,
+    slos: Vec<SloResult>,
+    started: Instant,
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
+    let mut profile = profile::load(&args.profile)?;
+    if let Some(seed) = args.seed {
+        profile.load_profile.seed = seed;
+    }
+    let soak = args.duration.unwrap_or(profile.durations.soak);
+    let run_length = soak + Duration::from_secs(60);
+    let est = estimate::estimate(&profile, run_length);
+    println!("{}", est.describe(&profile));
+    if args.target == TargetKind::Kube {
+        return Err(Refusal::KubeTarget.into());
+    }
+    if estimate::needs_confirmation(args.context.as_deref(), &est) && !args.yes {
+        return Err(
+            Refusal::NeedsConfirmation { usd: est.usd, context: args.context.clone().unwrap_or_default() }.into()
+        );
+    }
+    estimate::local_budget(&profile, estimate::machine_memory_gib()).map_err(Refusal::Budget)?;
+    let supervisor = find_binary("scaletest-cluster", args.bin_dir.as_deref())?;
+    let prometheus_bin = find_binary("prometheus", args.bin_dir.as_deref())?;
+
+    let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let stamp = started_at.replace(['-', ':'], "").replace('T', "-").trim_end_matches('Z').to_string();
+    let run_id = format!("{stamp}-{}", profile.name);
+    let output = args.output.clone().unwrap_or_else(|| PathBuf::from("results").join(&run_id));
+    std::fs::create_dir_all(&output).map_err(|source| Refusal::Output { path: output.clone(), source })?;
+    let output = std::fs::canonicalize(&output).map_err(|source| Refusal::Output { path: output.clone(), source })?;
+    // The effective profile (seed override included) is what every cluster runs.
+    let effective = output.join(format!("{}.yaml", profile.name));
+    std::fs::write(&effective, serde_yaml_ng::to_string(&profile)?)?;
+    let work = tempfile::Builder::new().prefix("scaletest-run-").tempdir()?;
+    println!("run {run_id}: output {}", output.display());
+
+    let mut run = Run {
+        run_id,
+        profile,
+        output,
+        work,
+        clusters: Vec::new(),
+        prometheus: None,
+        phases: BTreeMap::new(),
+        metrics: BTreeMap::new(),
+        slos: Vec::new(),
+        started: Instant::now(),
+    };
+    let shutdown = scaletest_core::shutdown::on_signals();
+    let result = tokio::select! {
+        r = run.phases(&supervisor, &prometheus_bin, &effective, soak, args.bin_dir.as_deref(), &shutdown) => r,
+        _ = shutdown.cancelled() => Err(RunFailure::Interrupted),
+        _ = tokio::time::sleep(args.max_duration) => Err(RunFailure::Other(format!(
+            "exceeded --max-duration {}", humantime::format_duration(args.max_duration)))),
+    };
+    let outcome = match &result {
+        Ok(()) if run.slos.iter().all(|s| s.passed) => Outcome::Passed,
+        Err(RunFailure::Interrupted) => Outcome::Interrupted,
+        _ => Outcome::Failed,
+    };
+    let reason = match result {
+        Ok(()) if outcome == Outcome::Passed => None,
+        Ok(()) => Some(format!(
+            "SLO failed: {}",
+            run.slos.iter().filter(|s| !s.passed).map(SloResult::describe).collect::<Vec<_>>().join("; ")
+        )),
+        Err(e) => Some(e.to_string()),
+    };
+    let output = run.output.clone();
+    let summary = run.teardown(&args, est, &started_at, outcome == Outcome::Passed, reason).await;
+    println!("{}", serde_json::to_string_pretty(&summary.metrics)?);
+    for s in &summary.slos {
+        println!("  {} {}", if s.passed { "PASS" } else { "FAIL" }, s.describe());
+    }
+    match &summary.reason {
+        None => println!("PASSED: summary {}", summary_path(&output).display()),
+        Some(r) => println!("FAILED: {r}\nsummary {}", summary_path(&output).display()),
+    }
+    Ok(outcome)
+}
+
+fn summary_path(output: &Path) -> PathBuf {
+    output.join("summary.json")
+}
+
+fn find_binary(name: &str, bin_dir: Option<&Path>) -> Result<PathBuf, Refusal> {
+    let dir = bin_dir.map(Path::to_path_buf).unwrap_or_else(scaletest_cluster::binaries::default_bin_dir);
+    scaletest_cluster::binaries::find(name, &dir).map_err(|e| {
+        let hint = if name == "prometheus" { " (make upstream installs it with apt)" } else { "" };
+        Refusal::Missing(format!("{e}{hint}"))
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RunFailure {
+    #[error("interrupted by a signal")]
+    Interrupted,
+    #[error("{0}")]
+    Other(String),
+}
+
+fn fail(e: impl std::fmt::Display) -> RunFailure {
+    RunFailure::Other(e.to_string())
+}
+
+const BINDING_P99: &str =
+    "histogram_quantile(0.99, sum(rate(scaletest_load_driver_binding_latency_seconds_bucket[1m])) by (le))";
+
+impl Run {
+    async fn phases(
+        &mut self,
+        supervisor: &Path,
+        prometheus_bin: &Path,
+        profile_path: &Path,
+        soak: Duration,
+        bin_dir: Option<&Path>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), RunFailure> {
+        let t = Instant::now();
+        println!("[install] starting {} simulated cluster(s)", self.profile.kwok.cluster_count);
+        local::start_all(
+            supervisor,
+            self.work.path(),
+            self.profile.kwok.cluster_count,
+            profile_path,
+            &self.run_id,
+            bin_dir,
+            &mut self.clusters,
+        )
+        .await
+        .map_err(fail)?;
+        self.start_prometheus(prometheus_bin).await?;
+        self.phases.insert("install".into(), t.elapsed().as_secs_f64());
+
+        let t = Instant::now();
+        println!(
+            "[steady] waiting for every cluster to reach {} objects",
+            self.profile.load_profile.objects_per_cluster
+        );
+        self.wait_steady(shutdown).await?;
+        self.phases.insert("steadyState".into(), t.elapsed().as_secs_f64());
+
+        let t = Instant::now();
+        println!("[soak] {}", humantime::format_duration(soak));
+        self.soak(soak).await;
+        self.phases.insert("soak".into(), t.elapsed().as_secs_f64());
+
+        self.evaluate().await?;
+        Ok(())
+    }
+
+    async fn start_prometheus(&mut self, program: &Path) -> Result<(), RunFailure> {
+        let dir = self.work.path().join("prometheus");
+        let tsdb = dir.join("data");
+        std::fs::create_dir_all(&tsdb).map_err(fail)?;
+        let endpoints: Vec<_> = self.clusters.iter().map(|c| c.endpoints.clone()).collect();
+        let (config, files) = prom::render(&endpoints, &dir);
+        for (path, body) in files {
+            std::fs::write(&path, serde_json::to_string_pretty(&body).map_err(fail)?).map_err(fail)?;
+        }
+        let config_path = dir.join("prometheus.yml");
+        std::fs::write(&config_path, serde_json::to_string_pretty(&config).map_err(fail)?).map_err(fail)?;
+        let port = free_port().map_err(fail)?;
+        let component: Component = prom::component(program, &config_path, &tsdb, port);
+        let mut running = Vec::new();
+        let started = scaletest_cluster::supervisor::start_one(
+            &component,
+            &dir,
+            RestartPolicy::default(),
+            &SupervisorMetrics::default(),
+            Duration::from_secs(60),
+            &mut running,
+        )
+        .await;
+        let child = running.pop();
+        started.map_err(fail)?;
+        let child = child.ok_or_else(|| fail("prometheus did not start"))?;
+        println!("[install] prometheus on http://127.0.0.1:{port}");
+        self.prometheus = Some((child, format!("127.0.0.1:{port}"), tsdb));
+        Ok(())
+    }
+
+    fn prom_addr(&self) -> Option<&str> {
+        self.prometheus.as_ref().map(|(_, a, _)| a.as_str())
+    }
+
+    /// Reads the load-driver's own gauges straight from each cluster.
+    async fn driver_sample(c: &LocalCluster, name: &str) -> Option<f64> {
+        let addr = c.endpoints.component("load-driver")?.metrics.as_ref()?.address.clone();
+        let text = http::get(&addr, "/metrics").await.ok()?;
+        http::sample(&text, &format!("scaletest_load_driver_{name}"))
+    }
+
+    async fn wait_steady(&self, shutdown: &CancellationToken) -> Result<(), RunFailure> {
+        let deadline = Instant::now() + self.profile.durations.steady_state_timeout;
+        let mut last_print = Instant::now();
+        loop {
+            let mut behind = Vec::new();
+            for c in &self.clusters {
+                if Self::driver_sample(c, "steady_state").await != Some(1.0) {
+                    let active = Self::driver_sample(c, "objects_active").await.unwrap_or(0.0);
+                    let bound = Self::driver_sample(c, "objects_bound").await.unwrap_or(0.0);
+                    behind.push((c, active, bound));
+                }
+            }
+            if behind.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let names: Vec<String> = behind
+                    .iter()
+                    .map(|(c, a, b)| {
+                        format!(
+                            "{} ({a} active, {b} bound; logs {})",
+                            c.endpoints.cluster,
+                            c.endpoints.data_dir.join("logs").display()
+                        )
+                    })
+                    .collect();
+                return Err(fail(format!(
+                    "steady state not reached within {}: {}",
+                    humantime::format_duration(self.profile.durations.steady_state_timeout),
+                    names.join(", ")
+                )));
+            }
+            if last_print.elapsed() >= Duration::from_secs(10) {
+                let (c, a, b) = &behind[0];
+                println!(
+                    "[steady] {} of {} clusters behind, e.g. {}: {a} active, {b} bound",
+                    behind.len(),
+                    self.clusters.len(),
+                    c.endpoints.cluster
+                );
+                last_print = Instant::now();
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                _ = shutdown.cancelled() => return Err(RunFailure::Interrupted),
+            }
+        }
+    }
+
+    async fn soak(&self, soak: Duration) {
+        let end = Instant::now() + soak;
+        while Instant::now() < end {
+            tokio::time::sleep(Duration::from_secs(10).min(end - Instant::now())).await;
+            let mut objects = Vec::new();
+            for c in &self.clusters {
+                objects.push(Self::driver_sample(c, "objects_active").await.unwrap_or(0.0));
+            }
+            let p99 = match self.prom_addr() {
+                Some(a) => prom::query(a, BINDING_P99).await.ok().flatten(),
+                None => None,
+            };
+            let shown: Vec<String> = objects.iter().take(8).map(|o| format!("{o:.0}")).collect();
+            println!(
+                "[soak] {:>4.0}s left | objects/cluster [{}{}] | binding p99 {}",
+                end.saturating_duration_since(Instant::now()).as_secs_f64(),
+                shown.join(" "),
+                if objects.len() > 8 { " …" } else { "" },
+                p99.map_or("n/a".to_string(), |v| format!("{v:.3}s")),
+            );
+        }
+    }
+
+    async fn evaluate(&mut self) -> Result<(), RunFailure> {
+        let addr = self.prom_addr().ok_or_else(|| fail("no Prometheus"))?.to_string();
+        // One more scrape so the last values are in.
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let window = format!("{}s", self.started.elapsed().as_secs().max(60));
+        let q = |h: &str, quantile: f64| {
+            format!("histogram_quantile({quantile}, sum(increase({h}_bucket[{window}])) by (le))")
+        };
+        let queries: Vec<(&str, String)> = vec![
+            ("objectsActive", "sum(scaletest_load_driver_objects_active)".into()),
+            ("objectsCreatedPerSec", format!("sum(rate(scaletest_load_driver_created_total[{window}]))")),
+            ("bindingLatencyP50Seconds", q(profile::BINDING_LATENCY_METRIC, 0.5)),
+            ("bindingLatencyP99Seconds", q(profile::BINDING_LATENCY_METRIC, 0.99)),
+            ("acknowledgeLatencyP99Seconds", q("scaletest_load_driver_acknowledge_latency_seconds", 0.99)),
+            ("sutCycleDurationP99Seconds", q(profile::SUT_CYCLE_DURATION_METRIC, 0.99)),
+            ("sutShortfalls", "sum(scaletest_sut_shortfalls)".into()),
+            ("nodesCreated", "sum(scaletest_node_creator_nodes_created_total) + sum(scaletest_pod_shim_nodes_created_total or vector(0))".into()),
+            (
+                "apiserverRequestP99Seconds",
+                format!("histogram_quantile(0.99, sum(rate(apiserver_request_duration_seconds_bucket{{verb!~\"WATCH|CONNECT\"}}[{window}])) by (le))"),
+            ),
+            ("componentRestarts", "sum(scaletest_cluster_child_restarts_total)".into()),
+        ];
+        for (name, query) in queries {
+            let v = prom::query(&addr, &query).await.map_err(fail)?;
+            self.metrics.insert(name.to_string(), v);
+        }
+        for slo in self.profile.slos.clone() {
+            let v = prom::query(&addr, &slo.query).await.map_err(fail)?;
+            self.metrics.insert(slo.name.clone(), v);
+            self.slos.push(SloResult::judge(&slo, v));
+        }
+        Ok(())
+    }
+
+    /// Report, snapshot, summary, and every process and temp dir gone.
+    async fn teardown(
+        mut self,
+        args: &RunArgs,
+        est: estimate::Estimate,
+        started_at: &str,
+        passed: bool,
+        reason: Option<String>,
+    ) -> Summary {
+        println!("[teardown] collecting results");
+        let t = Instant::now();
+        if let Some(addr) = self.prom_addr().map(str::to_string) {
+            if let Err(e) =
+                report::write(&addr, &self.output, &self.run_id, self.started.elapsed(), &self.metrics, &self.slos)
+                    .await
+            {
+                eprintln!("warning: report not written: {e}");
+            }
+            if let Some((_, _, tsdb)) = &self.prometheus {
+                match prom::snapshot(&addr, tsdb).await {
+                    Ok(dir) => {
+                        let tar = self.output.join("prometheus-snapshot.tar.gz");
+                        let ok = tokio::process::Command::new("tar")
+                            .arg("-czf")
+                            .arg(&tar)
+                            .arg("-C")
+                            .arg(&dir)
+                            .arg(".")
+                            .status()
+                            .await
+                            .is_ok_and(|s| s.success());
+                        if !ok {
+                            eprintln!("warning: could not write {}", tar.display());
+                        }
+                    }
+                    Err(e) => eprintln!("warning: no Prometheus snapshot: {e}"),
+                }
+            }
+        }
+        let mut clusters = Vec::new();
+        for c in &self.clusters {
+            let active = Self::driver_sample(c, "objects_active").await;
+            let logs = self.output.join("logs").join(&c.endpoints.cluster);
+            clusters.push(ClusterResult {
+                name: c.endpoints.cluster.clone(),
+                startup_seconds: Some(c.endpoints.startup_seconds),
+                objects_active: active,
+                log_dir: logs.display().to_string(),
+            });
+        }
+        println!("[teardown] stopping {} cluster(s) and Prometheus", self.clusters.len());
+        local::stop_all(std::mem::take(&mut self.clusters)).await;
+        if let Some((p, _, _)) = self.prometheus.take() {
+            p.stop().await;
+        }
+        // Keep the logs (small) for diagnosis; the rest of the work dir goes.
+        for entry in std::fs::read_dir(self.work.path()).into_iter().flatten().flatten() {
+            let src = entry.path().join("logs");
+            if src.is_dir() {
+                let dst = self.output.join("logs").join(entry.file_name());
+                let _ = copy_dir(&src, &dst);
+            }
+        }
+        self.phases.insert("teardown".into(), t.elapsed().as_secs_f64());
+        let summary = Summary {
+            run_id: self.run_id.clone(),
+            profile: self.profile.name.clone(),
+            target: Target { kind: args.target.as_str().into(), context: args.context.clone() },
+            cost: Cost { estimated_usd: est.usd, hours: est.hours },
+            scale: Scale {
+                kwok_clusters: est.clusters,
+                objects_per_cluster: est.objects_per_cluster,
+                total_objects: est.total_objects,
+                object_kind: self.profile.load_profile.kind.to_string(),
+                density: self.profile.harness.density,
+                scheduler: self.profile.harness.scheduler.to_string(),
+            },
+            metrics: self.metrics.clone(),
+            slos: self.slos.clone(),
+            passed,
+            reason,
+            started_at: started_at.to_string(),
+            finished_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            phases: self.phases.clone(),
+            clusters,
+        };
+        if let Err(e) = summary.write(&summary_path(&self.output)) {
+            eprintln!("error: cannot write {}: {e}", summary_path(&self.output).display());
+        }
+        let work = self.work;
+        let _ = work.close();
+        summary
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn copy_dir(src: &Path, dst: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dst)?;
+    for entry in std::fs::read_dir(src)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::copy(entry.path(), dst.join(entry.file_name()))?;
+        }
+    }
+    Ok(())
+}
