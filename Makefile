@@ -20,10 +20,20 @@ upstream:
 build:
 	$(CARGO) build --workspace --bins
 
-## run: set everything up and run the main job (one simulated cluster, shown and torn down)
+## run: set everything up and run the main job: the smoke profile end to end, locally
 .PHONY: run
 run: upstream build
+	target/debug/scaletest-runner run --profile profiles/smoke.yaml
+
+## demo: one simulated cluster with a full kwok Node, shown with kubectl and torn down
+.PHONY: demo
+demo: upstream build
 	scripts/demo.sh
+
+## validate: check every profile
+.PHONY: validate
+validate: build
+	target/debug/scaletest-runner validate profiles
 
 ## test: format and lint checks, then every unit and integration test (real control planes)
 .PHONY: test

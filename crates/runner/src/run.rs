@@ -341,7 +341,7 @@ impl Run {
                 "apiserverRequestP99Seconds",
                 format!("histogram_quantile(0.99, sum(rate(apiserver_request_duration_seconds_bucket{{verb!~\"WATCH|CONNECT\"}}[{window}])) by (le))"),
             ),
-            ("componentRestarts", "sum(scaletest_cluster_child_restarts_total)".into()),
+            ("componentRestarts", "sum(scaletest_cluster_child_restarts_total) or vector(0)".into()),
         ];
         for (name, query) in queries {
             let v = prom::query(&addr, &query).await.map_err(fail)?;

@@ -198,6 +198,10 @@ pub fn kube_controller_manager(l: &Layout, program: &Path) -> Component {
         // measured path: do not throttle it at client-go's default 20 QPS.
         flag("kube-api-qps", 200),
         flag("kube-api-burst", 400),
+        // New fake Nodes start tainted not-ready (TaintNodesByCondition); the
+        // node lifecycle controller lifts it on its monitor tick, which is on
+        // the binding-latency path: tick every second, not every five.
+        flag("node-monitor-period", "1s"),
     ];
     args.extend(secure_serving(l, l.ports.controller_manager, "controller-manager"));
     Component {

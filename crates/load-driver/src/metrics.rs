@@ -1,0 +1,165 @@
+//! The load-driver's metrics, all under `scaletest_load_driver_*`. Labels are a
+//! closed set (operation, phase): never object names.
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Prefix of every metric this binary exports.
+pub const PREFIX: &str = "scaletest_load_driver";
+
+/// What failed, for `errors_total{operation}`.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum Operation {
+    create,
+    delete,
+    watch,
+    /// Listing the run's objects at start (adopting what a previous instance created).
+    list,
+    /// Resolving a manifest template's apiVersion/kind.
+    discovery,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabel {
+    operation: Operation,
+}
+
+/// The driver's current phase, for `phase{phase}`.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum PhaseName {
+    ramp,
+    burst,
+    steady,
+    holding,
+}
+
+impl PhaseName {
+    const ALL: [Self; 4] = [Self::ramp, Self::burst, Self::steady, Self::holding];
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabel {
+    phase: PhaseName,
+}
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub created: Counter,
+    pub deleted: Counter,
+    errors: Family<OperationLabel, Counter>,
+    pub objects_target: Gauge,
+    pub objects_active: Gauge,
+    pub objects_bound: Gauge,
+    phase: Family<PhaseLabel, Gauge>,
+    pub steady_state: Gauge,
+    pub binding_latency: Histogram,
+    pub acknowledge_latency: Histogram,
+}
+
+impl Metrics {
+    /// Registers every metric into `registry` (made with [`PREFIX`]).
+    pub fn register(registry: &mut Registry) -> Self {
+        let histogram = || Histogram::new(scaletest_core::metrics::latency_buckets());
+        let m = Self {
+            created: Counter::default(),
+            deleted: Counter::default(),
+            errors: Family::default(),
+            objects_target: Gauge::default(),
+            objects_active: Gauge::default(),
+            objects_bound: Gauge::default(),
+            phase: Family::default(),
+            steady_state: Gauge::default(),
+            binding_latency: histogram(),
+            acknowledge_latency: histogram(),
+        };
+        registry.register("created", "Objects this driver created (409 AlreadyExists included)", m.created.clone());
+        registry.register("deleted", "Objects this driver deleted (churn)", m.deleted.clone());
+        registry.register("errors", "Failed requests (each attempt), by operation", m.errors.clone());
+        registry.register(
+            "objects_target",
+            "Objects this cluster should hold (loadProfile.objectsPerCluster)",
+            m.objects_target.clone(),
+        );
+        registry.register("objects_active", "Objects created and not deleted by this driver", m.objects_active.clone());
+        registry.register(
+            "objects_bound",
+            "Run objects currently bound (Pods) or acknowledged (CapacityRequests)",
+            m.objects_bound.clone(),
+        );
+        registry.register("phase", "1 for the phase the driver is in", m.phase.clone());
+        registry.register(
+            "steady_state",
+            "1 while objects_active equals objects_target and every active object is bound or acknowledged",
+            m.steady_state.clone(),
+        );
+        registry.register(
+            "binding_latency_seconds",
+            "Pod created to first seen with PodScheduled=True",
+            m.binding_latency.clone(),
+        );
+        registry.register(
+            "acknowledge_latency_seconds",
+            "CapacityRequest created to first seen Acknowledged (or a later phase)",
+            m.acknowledge_latency.clone(),
+        );
+        // Every label value exists from the start, so a scrape shows 0 rather than nothing.
+        for operation in [Operation::create, Operation::delete, Operation::watch] {
+            let _ = m.errors.get_or_create(&OperationLabel { operation });
+        }
+        m.set_phase(None);
+        m
+    }
+
+    pub fn error(&self, operation: Operation) {
+        self.errors.get_or_create(&OperationLabel { operation }).inc();
+    }
+
+    /// Marks `current` as the one phase at 1 (`None`: not started yet).
+    pub fn set_phase(&self, current: Option<PhaseName>) {
+        for phase in PhaseName::ALL {
+            self.phase.get_or_create(&PhaseLabel { phase }).set(i64::from(Some(phase) == current));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::encoding::text::encode;
+    use scaletest_core::profile::BINDING_LATENCY_METRIC;
+
+    fn scrape(registry: &Registry) -> String {
+        let mut out = String::new();
+        encode(&mut out, registry).unwrap();
+        out
+    }
+
+    #[test]
+    fn names_match_what_slos_and_the_runner_read() {
+        let mut registry = Registry::with_prefix(PREFIX);
+        let m = Metrics::register(&mut registry);
+        m.binding_latency.observe(0.3);
+        m.created.inc();
+        m.error(Operation::delete);
+        m.set_phase(Some(PhaseName::steady));
+        let text = scrape(&registry);
+        assert!(text.contains(&format!("{BINDING_LATENCY_METRIC}_count 1")), "{text}");
+        assert!(text.contains(&format!("{BINDING_LATENCY_METRIC}_bucket{{le=\"0.5\"}} 1")), "{text}");
+        assert!(text.contains("scaletest_load_driver_acknowledge_latency_seconds_count 0"), "{text}");
+        assert!(text.contains("scaletest_load_driver_created_total 1"), "{text}");
+        assert!(text.contains("scaletest_load_driver_deleted_total 0"), "{text}");
+        assert!(text.contains("scaletest_load_driver_errors_total{operation=\"delete\"} 1"), "{text}");
+        assert!(text.contains("scaletest_load_driver_errors_total{operation=\"watch\"} 0"), "{text}");
+        assert!(text.contains("scaletest_load_driver_phase{phase=\"steady\"} 1"), "{text}");
+        assert!(text.contains("scaletest_load_driver_phase{phase=\"ramp\"} 0"), "{text}");
+        for gauge in ["objects_target", "objects_active", "objects_bound", "steady_state"] {
+            assert!(text.contains(&format!("scaletest_load_driver_{gauge} 0")), "{gauge}: {text}");
+        }
+    }
+}

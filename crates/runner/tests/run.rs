@@ -1,0 +1,208 @@
+//! Whole local runs of the runner, through the real binaries: every cluster,
+//! harness process and Prometheus real. Serialised: each run loads both cores.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn runner(tmp: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_scaletest-runner"));
+    c.env("TMPDIR", tmp).env("NO_COLOR", "1").current_dir(repo());
+    c
+}
+
+fn summary(output: &Path) -> Value {
+    let text = std::fs::read_to_string(output.join("summary.json")).expect("summary.json written");
+    serde_json::from_str(&text).unwrap()
+}
+
+fn leftovers(tmp: &Path) -> Vec<String> {
+    let needle = tmp.to_string_lossy().to_string();
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if e.file_name().to_string_lossy().parse::<u32>().is_err() {
+            continue;
+        }
+        let Ok(raw) = std::fs::read(e.path().join("cmdline")) else { continue };
+        let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if cmd.contains(&needle) {
+            found.push(cmd);
+        }
+    }
+    found
+}
+
+/// A copy of the smoke profile with `edit` applied to its YAML text.
+fn smoke_variant(dir: &Path, name: &str, edit: impl Fn(String) -> String) -> PathBuf {
+    let text = std::fs::read_to_string(repo().join("profiles/smoke.yaml")).unwrap();
+    let text = edit(text.replace("name: smoke", &format!("name: {name}")));
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn smoke_passes_with_measured_values_and_an_openable_snapshot() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let status = runner(tmp.path())
+        .args(["run", "--profile", "profiles/smoke.yaml", "--yes", "--output"])
+        .arg(&out)
+        .status()
+        .unwrap();
+    let s = summary(&out);
+    assert_eq!(status.code(), Some(0), "summary: {s:#}");
+    assert_eq!(s["passed"], true);
+    assert_eq!(s["profile"], "smoke");
+    let m = &s["metrics"];
+    assert_eq!(m["objectsActive"].as_f64(), Some(200.0), "{m:#}");
+    let p99 = m["bindingLatencyP99Seconds"].as_f64().unwrap();
+    let p50 = m["bindingLatencyP50Seconds"].as_f64().unwrap();
+    assert!(p99 > 0.0 && p50 > 0.0 && p50 <= p99, "{m:#}");
+    assert!(m["objectsCreatedPerSec"].as_f64().unwrap() > 0.0);
+    assert!(m["apiserverRequestP99Seconds"].as_f64().unwrap() > 0.0);
+    assert!(s["slos"].as_array().unwrap().iter().all(|x| x["value"].is_number()), "{:#}", s["slos"]);
+    for f in ["report.md", "binding-latency.svg", "objects.svg"] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    assert!(leftovers(tmp.path()).is_empty(), "{:#?}", leftovers(tmp.path()));
+
+    // The snapshot opens in Prometheus and holds the run's series.
+    let replay = tmp.path().join("replay");
+    std::fs::create_dir_all(&replay).unwrap();
+    let tar = Command::new("tar")
+        .arg("-xzf")
+        .arg(out.join("prometheus-snapshot.tar.gz"))
+        .arg("-C")
+        .arg(&replay)
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut prom = Command::new(
+        scaletest_cluster::binaries::find("prometheus", &scaletest_cluster::binaries::default_bin_dir()).unwrap(),
+    )
+    .arg(format!("--storage.tsdb.path={}", replay.display()))
+    .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+    .arg(format!("--config.file={}", write_empty_config(tmp.path()).display()))
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let value = loop {
+        let v = rt.block_on(scaletest_runner::prom::query(
+            &format!("127.0.0.1:{port}"),
+            "max_over_time(scaletest_load_driver_objects_active[1h])",
+        ));
+        if let Ok(Some(v)) = v {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "snapshot never answered: {v:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let _ = prom.kill();
+    let _ = prom.wait();
+    assert_eq!(value, 200.0);
+}
+
+fn write_empty_config(dir: &Path) -> PathBuf {
+    let p = dir.join("empty.yml");
+    std::fs::write(&p, "global: {}\n").unwrap();
+    p
+}
+
+#[test]
+fn an_impossible_slo_fails_the_run_and_names_it() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let profile = smoke_variant(tmp.path(), "smoke-impossible", |t| {
+        t.replace(
+            "# `slos` is left out",
+            "slos:\n  - name: impossibleBindingP99\n    query: histogram_quantile(0.99, sum(rate(scaletest_load_driver_binding_latency_seconds_bucket[5m])) by (le))\n    threshold: 0.000001\n# `slos` was left out",
+        )
+    });
+    let out = tmp.path().join("out");
+    let status = runner(tmp.path())
+        .args(["run", "--yes", "--duration", "10s", "--profile"])
+        .arg(&profile)
+        .arg("--output")
+        .arg(&out)
+        .status()
+        .unwrap();
+    let s = summary(&out);
+    assert_eq!(status.code(), Some(1), "{s:#}");
+    assert_eq!(s["passed"], false);
+    let reason = s["reason"].as_str().unwrap();
+    assert!(reason.contains("impossibleBindingP99"), "{reason}");
+    assert!(s["slos"][0]["value"].as_f64().unwrap() > 0.000001);
+    assert!(leftovers(tmp.path()).is_empty());
+}
+
+#[test]
+fn sigint_mid_soak_tears_everything_down() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let mut child = runner(tmp.path())
+        .args(["run", "--profile", "profiles/smoke.yaml", "--yes", "--duration", "10m", "--output"])
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ports = Vec::new();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut lines = lines.map_while(Result::ok);
+    for line in lines.by_ref() {
+        if let Some(url) = line.strip_prefix("[install] prometheus on http://127.0.0.1:") {
+            ports.push(url.trim().parse::<u16>().unwrap());
+        }
+        if line.starts_with("[soak]") {
+            break;
+        }
+    }
+    // Every port the clusters hold, from their endpoints files.
+    for dir in std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .filter(|d| d.file_name().to_string_lossy().starts_with("scaletest-run-"))
+    {
+        for c in std::fs::read_dir(dir.path()).unwrap().flatten() {
+            if let Ok(t) = std::fs::read_to_string(c.path().join("endpoints.json")) {
+                let e: Value = serde_json::from_str(&t).unwrap();
+                ports.extend(e["ports"].as_object().unwrap().values().map(|p| p.as_u64().unwrap() as u16));
+            }
+        }
+    }
+    assert!(ports.len() > 5, "ports seen: {ports:?}");
+    assert!(!leftovers(tmp.path()).is_empty(), "the run should be up");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let rest: Vec<String> = lines.collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest:#?}");
+    let s = summary(&out);
+    assert_eq!(s["passed"], false);
+    assert!(s["reason"].as_str().unwrap().contains("interrupted"));
+    assert!(leftovers(tmp.path()).is_empty(), "{:#?}", leftovers(tmp.path()));
+    for p in ports {
+        assert!(scaletest_cluster::ports::is_free(p), "port {p} still held");
+    }
+    let temp_dirs: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .filter(|d| d.file_name().to_string_lossy().starts_with("scaletest-"))
+        .collect();
+    assert!(temp_dirs.is_empty(), "temp dirs left: {temp_dirs:?}");
+}

@@ -1,0 +1,126 @@
+//! The whole chain in one real simulated cluster, in each scheduler mode:
+//! load-driver → Pods → (kube-scheduler | pod-shim) Unschedulable → reference
+//! SUT → CapacityRequests → UpcomingNodes → node-creator/pod-shim → fake
+//! Nodes → bound and Running Pods, packed to the density.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use scaletest_core::crd::CapacityRequest;
+use support::*;
+
+const PODS: usize = 500;
+const DENSITY: usize = 60;
+
+fn profile(dir: &std::path::Path, scheduler: &str) -> std::path::PathBuf {
+    let name = format!("chain-{scheduler}");
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &path,
+        format!(
+            "name: {name}
+kwok: {{clusterCount: 1}}
+harness: {{scheduler: {scheduler}, density: {DENSITY}}}
+loadProfile:
+  kind: pods
+  objectsPerCluster: {PODS}
+  pod: {{cpu: 100m, memory: 128Mi}}
+  qps: 200
+  burst: 200
+  phases:
+    - ramp: {{rate: 100}}
+    - steady: {{duration: 5s, churnPercent: 0, churnInterval: 5s}}
+sut:
+  reference: {{provisioningDelay: 1s, cycleInterval: 1s}}
+costEstimate: {{awsSpotUsdPerHour: 0, vcpu: 1, memoryGb: 1}}
+"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+async fn chain(scheduler: &str, kill_apiserver: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = profile(dir.path(), scheduler);
+    let c = start(&format!("chain-{scheduler}"), &["--profile", p.to_str().unwrap(), "--run-id", "chain"]).await;
+    let pods: Api<Pod> = Api::all(c.client.clone());
+
+    if kill_apiserver {
+        // Mid-ramp: every component must retry with backoff and carry on.
+        eventually(Duration::from_secs(60), "the ramp under way", || async {
+            let n = pods.list(&ListParams::default().labels("scaletest-run=chain")).await.ok()?.items.len();
+            (n >= 100).then_some(())
+        })
+        .await;
+        let pid = pid_of("kube-apiserver", &c.endpoints.data_dir);
+        kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
+    }
+
+    let per_node = eventually(Duration::from_secs(240), "500 Pods bound and Running", || async {
+        let list = pods.list(&ListParams::default().labels("scaletest-run=chain")).await.ok()?;
+        let running =
+            list.items.iter().filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"));
+        let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
+        for p in running {
+            *per_node.entry(p.spec.as_ref()?.node_name.clone()?).or_default() += 1;
+        }
+        (list.items.len() == PODS && per_node.values().sum::<usize>() == PODS).then_some(per_node)
+    })
+    .await;
+    let mut counts: Vec<usize> = per_node.values().copied().collect();
+    counts.sort_unstable_by(|a, b| b.cmp(a));
+    let full = PODS / DENSITY;
+    assert_eq!(counts.len(), PODS.div_ceil(DENSITY), "Pods per Node: {per_node:?}");
+    assert!(counts[..full].iter().all(|&n| n == DENSITY), "every Node but the last is full: {per_node:?}");
+    assert_eq!(counts[full], PODS % DENSITY);
+
+    // 500 binding-latency observations on the load-driver's /metrics.
+    let driver = c.endpoints.component("load-driver").unwrap().metrics.clone().unwrap();
+    let want = format!("scaletest_load_driver_binding_latency_seconds_count {PODS}");
+    eventually(Duration::from_secs(30), "500 observations", || async {
+        scrape(&driver.address).await.contains(&want).then_some(())
+    })
+    .await;
+
+    // Deleting the Pods garbage-collects every CapacityRequest they own.
+    let driver_pid = pid_of("scaletest-load-driver", &c.endpoints.data_dir);
+    kill(Pid::from_raw(driver_pid as i32), Signal::SIGSTOP).unwrap(); // keep it from recreating them
+    for ns in per_namespace(&pods).await {
+        let api: Api<Pod> = Api::namespaced(c.client.clone(), &ns);
+        api.delete_collection(
+            &DeleteParams::default().grace_period(0),
+            &ListParams::default().labels("scaletest-run=chain"),
+        )
+        .await
+        .unwrap();
+    }
+    let crs: Api<CapacityRequest> = Api::all(c.client.clone());
+    eventually(Duration::from_secs(120), "no CapacityRequest left", || async {
+        crs.list(&ListParams::default()).await.ok()?.items.is_empty().then_some(())
+    })
+    .await;
+    kill(Pid::from_raw(driver_pid as i32), Signal::SIGCONT).unwrap();
+    stop_and_assert_clean(c).await;
+}
+
+async fn per_namespace(pods: &Api<Pod>) -> std::collections::BTreeSet<String> {
+    let list = pods.list(&ListParams::default().labels("scaletest-run=chain")).await.unwrap();
+    list.items.iter().filter_map(|p| p.metadata.namespace.clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_pods_through_kube_scheduler_with_an_apiserver_kill() {
+    chain("kube-scheduler", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_pods_through_pod_shim() {
+    chain("pod-shim", false).await;
+}
