@@ -61,6 +61,12 @@ pub struct Args {
     /// Overrides `loadProfile.seed` (which objects churn).
     #[arg(long, env = "SCALETEST_SEED")]
     pub seed: Option<u64>,
+
+    /// Wait for this file to exist before the first phase (the runner creates it once
+    /// every cluster is up and scraped, so no load goes unmeasured). Setup and the
+    /// watch run before it; `/readyz` does not wait for it.
+    #[arg(long, env = "SCALETEST_LOAD_GATE")]
+    pub start_gate: Option<PathBuf>,
 }
 
 /// A run id must be a valid label value: it ends up on every object.
@@ -86,7 +92,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let load = profile.load_profile;
     // A broken template fails here, before anything starts.
-    let blueprint = blueprint(&load, &args.run_id)?;
+    let (blueprint, manifest) = blueprint(&load, &args.run_id)?;
 
     let mut registry = Registry::with_prefix(metrics::PREFIX);
     let metrics = Metrics::register(&mut registry);
@@ -101,38 +107,57 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "starting"
     );
     let ready = rt.ready.clone();
-    drive(rt.client.clone(), load, blueprint, args.run_id, metrics, rt.shutdown.clone(), move || ready.set_ready())
-        .instrument(span)
-        .await;
+    let plan = Plan { load, blueprint, manifest, run_id: args.run_id, start_gate: args.start_gate };
+    drive(rt.client.clone(), plan, metrics, rt.shutdown.clone(), move || ready.set_ready()).instrument(span).await;
     rt.finish().await;
     Ok(())
 }
 
-fn blueprint(load: &LoadProfile, run_id: &str) -> anyhow::Result<Blueprint> {
+/// What a manifest template renders to: its apiVersion/kind and the Pods each object makes.
+struct ManifestShape {
+    kind: GroupVersionKind,
+    pods_per_object: u64,
+}
+
+/// What to create, checked before anything starts: a broken template fails here.
+fn blueprint(load: &LoadProfile, run_id: &str) -> anyhow::Result<(Blueprint, Option<ManifestShape>)> {
     Ok(match load.kind {
-        ObjectKind::Pods => Blueprint::Pods(load.pod.clone()),
-        ObjectKind::CapacityRequests => Blueprint::CapacityRequests(load.pod.clone()),
+        ObjectKind::Pods => (Blueprint::Pods(load.pod.clone()), None),
+        ObjectKind::CapacityRequests => (Blueprint::CapacityRequests(load.pod.clone()), None),
         ObjectKind::Manifest => {
             let path = load.template.as_deref().context("loadProfile.template: required with kind: manifest")?;
             let template = Template::read(path)?;
             let namespace = objects::namespace_name(0);
-            template.build(&Vars { name: "check-0", namespace: &namespace, index: 0, run_id }, true)?;
-            Blueprint::Manifest(template)
+            let sample = template.build(&Vars { name: "check-0", namespace: &namespace, index: 0, run_id }, true)?;
+            let pods_per_object = objects::pods_per_object(&sample);
+            let types = sample.types.unwrap_or_default();
+            let kind = GroupVersionKind::try_from(&types)
+                .with_context(|| format!("manifest template {}: apiVersion {:?}", path.display(), types.api_version))?;
+            (Blueprint::Manifest(template), Some(ManifestShape { kind, pods_per_object }))
         }
     })
+}
+
+struct Plan {
+    load: LoadProfile,
+    blueprint: Blueprint,
+    manifest: Option<ManifestShape>,
+    run_id: String,
+    start_gate: Option<PathBuf>,
 }
 
 /// Everything between start and shutdown; returns once `shutdown` fires.
 async fn drive(
     client: Client,
-    load: LoadProfile,
-    blueprint: Blueprint,
-    run_id: String,
+    plan: Plan,
     metrics: Metrics,
     shutdown: CancellationToken,
     on_synced: impl FnOnce() + Send + 'static,
 ) {
-    let Ok((resource, namespaced, prefix)) = resolve(&client, &blueprint, &run_id, &metrics, &shutdown).await else {
+    let Plan { load, blueprint, manifest, run_id, start_gate } = plan;
+    let Ok((resource, namespaced, prefix)) =
+        resolve(&client, manifest.as_ref().map(|m| &m.kind), &blueprint, &metrics, &shutdown).await
+    else {
         return;
     };
     let factory = Factory { blueprint, run_id: run_id.clone(), namespaces: load.namespaces, prefix, namespaced };
@@ -155,9 +180,9 @@ async fn drive(
             let watch =
                 measure::watch(api, selector.clone(), tracker.clone(), metrics.clone(), shutdown.clone(), on_synced);
             tokio::spawn(watch.in_current_span());
-            let rule = match factory.blueprint {
-                Blueprint::Manifest(_) => SteadyRule::EveryWatchedReached,
-                _ => SteadyRule::EveryActiveReached,
+            let rule = match &manifest {
+                Some(m) => SteadyRule::EveryWatchedReached { pods_per_object: m.pods_per_object },
+                None => SteadyRule::EveryActiveReached,
             };
             (tracker, rule)
         }
@@ -195,35 +220,36 @@ async fn drive(
         tracker: (rule == SteadyRule::EveryActiveReached).then_some(tracker),
         metrics,
     });
+    if let Some(gate) = &start_gate
+        && setup::wait_for_gate(gate, &shutdown).await.is_err()
+    {
+        return;
+    }
     let max_in_flight = usize::try_from(load.burst).unwrap_or(usize::MAX);
     Driver::new(ops, load.objects_per_cluster, active, load.seed, max_in_flight, shutdown).run(&load.phases).await;
 }
 
 /// The API resource the blueprint's objects are, whether they are namespaced, and
-/// their name prefix.
+/// their name prefix (a manifest's kind, lowercased). Only a manifest needs discovery.
 async fn resolve(
     client: &Client,
+    manifest_kind: Option<&GroupVersionKind>,
     blueprint: &Blueprint,
-    run_id: &str,
     metrics: &Metrics,
     shutdown: &CancellationToken,
 ) -> Result<(ApiResource, bool, String), Cancelled> {
-    match blueprint {
-        Blueprint::Pods(_) => Ok((ApiResource::erase::<Pod>(&()), true, objects::POD_PREFIX.to_owned())),
-        Blueprint::CapacityRequests(_) => {
-            Ok((ApiResource::erase::<CapacityRequest>(&()), true, objects::CAPACITY_REQUEST_PREFIX.to_owned()))
-        }
-        Blueprint::Manifest(template) => {
-            let namespace = objects::namespace_name(0);
-            let vars = Vars { name: "check-0", namespace: &namespace, index: 0, run_id };
-            // Checked in `blueprint`: it renders and has a type.
-            let types = template.build(&vars, true).ok().and_then(|o| o.types).unwrap_or_default();
-            let gvk =
-                GroupVersionKind::try_from(&types).unwrap_or_else(|_| GroupVersionKind::gvk("", "v1", "ConfigMap"));
-            let (resource, namespaced) = setup::discover(client, &gvk, metrics, shutdown).await?;
-            Ok((resource, namespaced, gvk.kind.to_ascii_lowercase()))
-        }
+    if let Some(gvk) = manifest_kind {
+        let (resource, namespaced) = setup::discover(client, gvk, metrics, shutdown).await?;
+        return Ok((resource, namespaced, gvk.kind.to_ascii_lowercase()));
     }
+    Ok(match blueprint {
+        Blueprint::CapacityRequests(_) => {
+            (ApiResource::erase::<CapacityRequest>(&()), true, objects::CAPACITY_REQUEST_PREFIX.to_owned())
+        }
+        Blueprint::Pods(_) | Blueprint::Manifest(_) => {
+            (ApiResource::erase::<Pod>(&()), true, objects::POD_PREFIX.to_owned())
+        }
+    })
 }
 
 #[cfg(test)]

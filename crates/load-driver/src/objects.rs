@@ -241,6 +241,15 @@ impl Template {
     }
 }
 
+/// Pods one manifest object makes: `spec.replicas` of a workload (an object with a Pod
+/// template; 1 when unset, as for Deployments), none for anything else.
+pub fn pods_per_object(obj: &DynamicObject) -> u64 {
+    match obj.data.pointer("/spec/template") {
+        Some(t) if t.is_object() => obj.data.pointer("/spec/replicas").map_or(1, |r| r.as_u64().unwrap_or(0)),
+        _ => 0,
+    }
+}
+
 /// What the driver makes for each index.
 #[derive(Clone, Debug)]
 pub enum Blueprint {
@@ -438,11 +447,16 @@ spec:
         assert_eq!(annotations["ns"], "scaletest-1");
         assert_eq!(obj.data["spec"]["replicas"], 2);
 
+        assert_eq!(pods_per_object(&obj), 2);
+
         // The template's own name or namespace never wins; cluster-scoped objects get none.
         let t = Template::new("c.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: fixed, namespace: x}\n");
         let obj = t.build(&vars(), false).unwrap();
         assert_eq!(obj.metadata.name.as_deref(), Some("deployment-7"));
         assert_eq!(obj.metadata.namespace, None);
+        assert_eq!(pods_per_object(&obj), 0);
+        let t = Template::new("d.yaml", "apiVersion: apps/v1\nkind: Deployment\nspec: {template: {}}\n");
+        assert_eq!(pods_per_object(&t.build(&vars(), true).unwrap()), 1);
     }
 
     #[test]

@@ -6,6 +6,8 @@
 use std::collections::BTreeSet;
 use std::fmt::Display;
 use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::api::{ApiResource, DynamicObject, ListParams, PostParams};
@@ -22,6 +24,8 @@ use crate::ratelimit::TokenBucket;
 
 /// Page size when listing the run's objects.
 const LIST_PAGE: u32 = 500;
+/// How often the start gate is looked for.
+const GATE_POLL: Duration = Duration::from_millis(250);
 
 /// Calls `attempt` until it returns Ok (backing off, counting `operation` errors when
 /// given) or shutdown fires.
@@ -147,6 +151,25 @@ pub async fn adopt(
     .await
 }
 
+/// Returns once `gate` exists: the runner's go for the load.
+pub async fn wait_for_gate(gate: &Path, shutdown: &CancellationToken) -> Result<(), Cancelled> {
+    let mut logged = false;
+    loop {
+        if tokio::fs::try_exists(gate).await.unwrap_or(false) {
+            tracing::info!(gate = %gate.display(), "start gate open");
+            return Ok(());
+        }
+        if !logged {
+            tracing::info!(gate = %gate.display(), "waiting for the start gate");
+            logged = true;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Err(Cancelled),
+            _ = tokio::time::sleep(GATE_POLL) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -166,11 +189,29 @@ mod tests {
 
         let stopper = shutdown.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+            tokio::time::sleep(Duration::from_secs(30)).await;
             stopper.cancel();
         });
         let never: Result<(), Cancelled> =
             retry_until(&shutdown, "never", None, || async { Err::<(), _>("down") }).await;
         assert_eq!(never, Err(Cancelled));
+    }
+
+    #[tokio::test]
+    async fn the_gate_opens_when_its_file_appears() {
+        let dir = tempfile::tempdir().unwrap();
+        let gate = dir.path().join("start");
+        let shutdown = CancellationToken::new();
+        let waiting = tokio::spawn({
+            let (gate, shutdown) = (gate.clone(), shutdown.clone());
+            async move { wait_for_gate(&gate, &shutdown).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        std::fs::write(&gate, "").unwrap();
+        assert_eq!(tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap(), Ok(()));
+
+        shutdown.cancel();
+        assert_eq!(wait_for_gate(&dir.path().join("never"), &shutdown).await, Err(Cancelled));
     }
 }

@@ -20,12 +20,19 @@ pub const REPORT_INTERVAL: Duration = Duration::from_millis(500);
 pub enum SteadyRule {
     /// The driver's own objects are what the watch measures (Pods, CapacityRequests).
     EveryActiveReached,
-    /// Manifest objects are not measured themselves; every run Pod they made must be bound.
-    EveryWatchedReached,
+    /// Manifest objects are not measured themselves: the Pods they make (each object
+    /// `pods_per_object` of them, per its `spec.replicas`) must all exist and be bound.
+    EveryWatchedReached { pods_per_object: u64 },
 }
 
 pub fn is_steady(active: usize, target: u64, synced: bool, all_reached: bool) -> bool {
     synced && active as u64 == target && all_reached
+}
+
+/// Whether the Pods `active` manifest objects make are all there and bound. More Pods
+/// than expected is fine (a DaemonSet's count depends on the Nodes); fewer is not yet.
+pub fn workload_pods_bound(active: usize, pods_per_object: u64, reached: usize, all_present_reached: bool) -> bool {
+    all_present_reached && reached as u64 >= (active as u64).saturating_mul(pods_per_object)
 }
 
 pub struct Reporter {
@@ -42,7 +49,12 @@ impl Reporter {
         let keys: Vec<ObjectKey> = self.active.lock().iter().map(|&i| self.factory.key(i)).collect();
         let all_reached = match self.rule {
             SteadyRule::EveryActiveReached => self.tracker.all_reached(keys.iter()),
-            SteadyRule::EveryWatchedReached => self.tracker.all_present_reached(),
+            SteadyRule::EveryWatchedReached { pods_per_object } => workload_pods_bound(
+                keys.len(),
+                pods_per_object,
+                self.tracker.reached_count(),
+                self.tracker.all_present_reached(),
+            ),
         };
         is_steady(keys.len(), self.target, self.tracker.synced(), all_reached)
     }
@@ -78,5 +90,15 @@ mod tests {
         assert!(!is_steady(61, 60, true, true));
         assert!(!is_steady(60, 60, false, true));
         assert!(!is_steady(60, 60, true, false));
+    }
+
+    #[test]
+    fn workloads_are_steady_once_their_pods_are_bound() {
+        assert!(!workload_pods_bound(4, 2, 0, true), "no Pods yet is not steady");
+        assert!(!workload_pods_bound(4, 2, 7, true));
+        assert!(workload_pods_bound(4, 2, 8, true));
+        assert!(workload_pods_bound(4, 2, 9, true));
+        assert!(!workload_pods_bound(4, 2, 8, false), "a Pod still unbound");
+        assert!(workload_pods_bound(4, 0, 0, true), "objects that make no Pods");
     }
 }

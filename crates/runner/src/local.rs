@@ -23,26 +23,20 @@ pub fn cluster_name(i: u32) -> String {
 
 /// Starts every cluster; on the first failure the ones already up are
 /// returned too (in `started`) so the caller tears them down.
+/// `args` go to every supervisor (profile, run id, load gate, bin dir).
 pub async fn start_all(
     supervisor: &Path,
     work: &Path,
     count: u32,
-    profile: &Path,
-    run_id: &str,
-    bin_dir: Option<&Path>,
+    args: &[String],
     started: &mut Vec<LocalCluster>,
 ) -> Result<(), LaunchError> {
-    let mut extra = vec![format!("--profile={}", profile.display()), format!("--run-id={run_id}")];
-    if let Some(b) = bin_dir {
-        extra.push(format!("--bin-dir={}", b.display()));
-    }
     let results: Vec<Result<LocalCluster, (Option<ClusterProcess>, LaunchError)>> = futures::stream::iter(0..count)
         .map(|i| {
-            let extra = extra.clone();
             async move {
                 let name = cluster_name(i);
                 let dir: PathBuf = work.join(&name);
-                let mut process = ClusterProcess::spawn(supervisor, &name, &dir, &extra).map_err(|e| (None, e))?;
+                let mut process = ClusterProcess::spawn(supervisor, &name, &dir, args).map_err(|e| (None, e))?;
                 match process.wait_ready(STARTUP_TIMEOUT).await {
                     Ok(endpoints) => {
                         tracing::info!(cluster = %name, seconds = format!("{:.1}", endpoints.startup_seconds), "cluster ready");

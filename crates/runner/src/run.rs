@@ -175,18 +175,19 @@ impl Run {
     ) -> Result<(), RunFailure> {
         let t = Instant::now();
         println!("[install] starting {} simulated cluster(s)", self.profile.kwok.cluster_count);
-        local::start_all(
-            supervisor,
-            self.work.path(),
-            self.profile.kwok.cluster_count,
-            profile_path,
-            &self.run_id,
-            bin_dir,
-            &mut self.clusters,
-        )
-        .await
-        .map_err(fail)?;
+        let mut args = vec![
+            format!("--profile={}", profile_path.display()),
+            format!("--run-id={}", self.run_id),
+            format!("--load-gate={}", self.load_gate().display()),
+        ];
+        args.extend(bin_dir.map(|b| format!("--bin-dir={}", b.display())));
+        local::start_all(supervisor, self.work.path(), self.profile.kwok.cluster_count, &args, &mut self.clusters)
+            .await
+            .map_err(fail)?;
         self.start_prometheus(prometheus_bin).await?;
+        self.wait_first_scrape(shutdown).await?;
+        // Only now does load start: every object it makes is measured.
+        std::fs::write(self.load_gate(), b"").map_err(fail)?;
         self.phases.insert("install".into(), t.elapsed().as_secs_f64());
 
         let t = Instant::now();
@@ -219,10 +220,12 @@ impl Run {
         std::fs::write(&config_path, serde_json::to_string_pretty(&config).map_err(fail)?).map_err(fail)?;
         let port = free_port().map_err(fail)?;
         let component: Component = prom::component(program, &config_path, &tsdb, port);
+        let logs = dir.join("logs");
+        std::fs::create_dir_all(&logs).map_err(fail)?;
         let mut running = Vec::new();
         let started = scaletest_cluster::supervisor::start_one(
             &component,
-            &dir,
+            &logs,
             RestartPolicy::default(),
             &SupervisorMetrics::default(),
             Duration::from_secs(60),
@@ -235,6 +238,35 @@ impl Run {
         println!("[install] prometheus on http://127.0.0.1:{port}");
         self.prometheus = Some((child, format!("127.0.0.1:{port}"), tsdb));
         Ok(())
+    }
+
+    fn load_gate(&self) -> PathBuf {
+        self.work.path().join("start-load")
+    }
+
+    /// Waits until Prometheus has scraped every target once.
+    async fn wait_first_scrape(&self, shutdown: &CancellationToken) -> Result<(), RunFailure> {
+        let addr = self.prom_addr().ok_or_else(|| fail("no Prometheus"))?.to_string();
+        let want: usize =
+            self.clusters.iter().map(|c| c.endpoints.components.iter().filter(|x| x.metrics.is_some()).count()).sum();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let up = prom::query(&addr, "count(up == 1)").await.ok().flatten().unwrap_or(0.0);
+            if up as usize >= want {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let down = prom::query(&addr, "count(up == 0)").await.ok().flatten().unwrap_or(0.0);
+                return Err(fail(format!(
+                    "Prometheus scrapes {up} of {want} targets after 60 s ({down} down); see {}",
+                    self.output.join("logs/prometheus/prometheus.log").display()
+                )));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.cancelled() => return Err(RunFailure::Interrupted),
+            }
+        }
     }
 
     fn prom_addr(&self) -> Option<&str> {

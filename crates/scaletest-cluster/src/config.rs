@@ -55,6 +55,11 @@ pub struct ClusterArgs {
     #[arg(long, env = "SCALETEST_RUN_ID", default_value = "local")]
     pub run_id: String,
 
+    /// Hold the load-driver until this file exists (the runner creates it once
+    /// every cluster is up and Prometheus scrapes them, so no load goes unmeasured).
+    #[arg(long, env = "SCALETEST_LOAD_GATE")]
+    pub load_gate: Option<PathBuf>,
+
     /// Test-only fault injection: node-creator skips every Nth UpcomingNode.
     #[arg(long, default_value_t = 0, hide = true)]
     pub node_creator_skip_every: u64,

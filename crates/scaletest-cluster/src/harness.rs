@@ -15,6 +15,8 @@ pub struct HarnessSpec<'a> {
     pub cluster: &'a str,
     /// Test-only fault injection passed to node-creator (`--skip-every`).
     pub node_creator_skip_every: u64,
+    /// File the load-driver waits for before its first phase.
+    pub load_gate: Option<&'a Path>,
 }
 
 /// Our harness binaries, resolved once by the caller.
@@ -110,6 +112,9 @@ pub fn harness(l: &Layout, programs: &HarnessPrograms, spec: &HarnessSpec) -> Ve
         format!("--run-id={}", spec.run_id),
         format!("--cluster={}", spec.cluster),
     ]);
+    if let Some(gate) = spec.load_gate {
+        c.args.push(format!("--start-gate={}", gate.display()));
+    }
     v.push(c);
     v
 }
@@ -146,7 +151,8 @@ mod tests {
 
     #[test]
     fn without_a_profile_only_the_node_maker_runs() {
-        let spec = HarnessSpec { profile: None, run_id: "r", cluster: "c", node_creator_skip_every: 0 };
+        let spec =
+            HarnessSpec { profile: None, run_id: "r", cluster: "c", node_creator_skip_every: 0, load_gate: None };
         let names = |s| harness(&layout(s), &programs(), &spec).iter().map(|c| c.name).collect::<Vec<_>>();
         assert_eq!(names(Scheduler::KubeScheduler), ["node-creator"]);
         assert_eq!(names(Scheduler::PodShim), ["pod-shim"]);
@@ -161,12 +167,14 @@ mod tests {
             run_id: "run-1",
             cluster: "c0",
             node_creator_skip_every: 0,
+            load_gate: Some(Path::new("/w/start")),
         };
         let v = harness(&layout(Scheduler::KubeScheduler), &programs(), &spec);
         assert_eq!(v.iter().map(|c| c.name).collect::<Vec<_>>(), ["node-creator", "sut", "load-driver"]);
         let ld = &v[2];
         assert!(ld.args.contains(&"--profile=/p/smoke.yaml".to_string()));
         assert!(ld.args.contains(&"--run-id=run-1".to_string()));
+        assert!(ld.args.contains(&"--start-gate=/w/start".to_string()));
         assert!(v[1].args.contains(&"--density=100".to_string()));
         assert!(v[1].args.contains(&"--provisioning-delay=5s".to_string()));
     }

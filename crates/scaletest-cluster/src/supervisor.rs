@@ -92,6 +92,7 @@ pub async fn run(args: ClusterArgs, shutdown: CancellationToken) -> Result<(), S
         run_id: &args.run_id,
         cluster: &args.name,
         node_creator_skip_every: args.node_creator_skip_every,
+        load_gate: args.load_gate.as_deref(),
     };
     let find = |n: &str| binaries::find(n, &args.bin_dir);
     let (kine, apiserver, kcm, kwok) =

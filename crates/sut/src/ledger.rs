@@ -8,7 +8,8 @@
 //! cycle). Only nodes still waiting out the provisioning delay live in memory,
 //! and losing those on a crash loses nothing that was published.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
@@ -194,44 +195,148 @@ impl Holding {
     pub fn in_flight(&self) -> u32 {
         self.planned_pods.saturating_add(self.upcoming_pods)
     }
+
+    fn add(&mut self, name: &str, node: &LedgerNode, pods: u32) {
+        match &node.state {
+            NodeState::Planned => self.planned_pods = self.planned_pods.saturating_add(pods),
+            NodeState::Published { node_name: None, .. } => {
+                self.upcoming_pods = self.upcoming_pods.saturating_add(pods);
+                self.published_nodes.push(name.to_string());
+            }
+            NodeState::Published { node_name: Some(_), materialized_at, .. } => {
+                self.materialized_pods = self.materialized_pods.saturating_add(pods);
+                self.published_nodes.push(name.to_string());
+                self.materialized_at = self.materialized_at.max(*materialized_at);
+            }
+        }
+    }
 }
 
-/// Every node this SUT planned or published, and every UpcomingNode name taken.
+/// Pods of request `uid` on `node`.
+fn pods_of(node: &LedgerNode, uid: &str) -> u32 {
+    node.entries.iter().filter(|e| e.uid == uid).fold(0u32, |sum, e| sum.saturating_add(e.pods))
+}
+
+/// The UpcomingNodes in the cache, each record parsed once per resourceVersion,
+/// and indexed by request: a cycle over a quarter of a million requests then
+/// touches only what changed and the requests that still need something.
 #[derive(Debug, Default)]
-pub struct Ledger {
-    pub nodes: BTreeMap<String, LedgerNode>,
+pub struct Published {
+    /// Every UpcomingNode by name (anyone's): its version, and our record if it is ours.
+    nodes: HashMap<String, (Option<String>, Option<LedgerNode>)>,
+    /// Request uid → the nodes whose record names it.
+    by_request: HashMap<String, Vec<Arc<str>>>,
+}
+
+impl Published {
+    /// Brings the index in line with the cache's UpcomingNodes.
+    pub fn refresh(&mut self, cache: &[Arc<UpcomingNode>]) {
+        let mut seen = HashSet::with_capacity(cache.len());
+        for un in cache {
+            let name = un.name_any();
+            let rv = un.resource_version();
+            seen.insert(name.clone());
+            if self.nodes.get(&name).is_some_and(|(known, _)| *known == rv) {
+                continue;
+            }
+            let node = match LedgerNode::read(un) {
+                Some(Ok(node)) => Some(node),
+                // Someone edited our record: the node takes no more requests, and the
+                // ones it held are provisioned again rather than guessed at.
+                Some(Err(e)) => {
+                    tracing::warn!(upcoming_node = %name, error = %e, "unreadable UpcomingNode record");
+                    None
+                }
+                None => None,
+            };
+            self.unindex(&name);
+            if let Some(node) = &node {
+                let shared: Arc<str> = name.as_str().into();
+                for e in &node.entries {
+                    self.by_request.entry(e.uid.clone()).or_default().push(shared.clone());
+                }
+            }
+            self.nodes.insert(name, (rv, node));
+        }
+        let gone: Vec<String> = self.nodes.keys().filter(|n| !seen.contains(*n)).cloned().collect();
+        for name in gone {
+            self.unindex(&name);
+            self.nodes.remove(&name);
+        }
+    }
+
+    fn unindex(&mut self, name: &str) {
+        let Some((_, Some(old))) = self.nodes.get(name) else { return };
+        for e in &old.entries {
+            if let Some(names) = self.by_request.get_mut(&e.uid) {
+                names.retain(|n| &**n != name);
+                if names.is_empty() {
+                    self.by_request.remove(&e.uid);
+                }
+            }
+        }
+    }
+
+    /// One of our nodes, as the cache shows it.
+    pub fn get(&self, name: &str) -> Option<&LedgerNode> {
+        self.nodes.get(name).and_then(|(_, node)| node.as_ref())
+    }
+}
+
+/// One cycle's view: the cache's nodes ([`Published`]) overlaid with what this
+/// process planned, or wrote and the cache does not show yet.
+#[derive(Debug)]
+pub struct Ledger<'a> {
+    published: &'a Published,
+    overlay: BTreeMap<String, LedgerNode>,
+    overlay_by_request: HashMap<String, Vec<String>>,
     /// Names of all UpcomingNodes (anyone's) and of planned ones: new names avoid them.
     pub taken: BTreeSet<String>,
 }
 
-impl Ledger {
-    pub fn insert(&mut self, name: String, node: LedgerNode) {
-        self.taken.insert(name.clone());
-        self.nodes.insert(name, node);
-    }
-
-    /// Per request uid.
-    pub fn holdings(&self) -> HashMap<&str, Holding> {
-        let mut out: HashMap<&str, Holding> = HashMap::new();
-        for (name, node) in &self.nodes {
+impl<'a> Ledger<'a> {
+    pub fn new(published: &'a Published, overlay: BTreeMap<String, LedgerNode>) -> Self {
+        let mut overlay_by_request: HashMap<String, Vec<String>> = HashMap::new();
+        for (name, node) in &overlay {
             for e in &node.entries {
-                let h = out.entry(e.uid.as_str()).or_default();
-                match &node.state {
-                    NodeState::Planned => h.planned_pods = h.planned_pods.saturating_add(e.pods),
-                    NodeState::Published { node_name: None, .. } => {
-                        h.upcoming_pods = h.upcoming_pods.saturating_add(e.pods);
-                        h.published_nodes.push(name.clone());
-                    }
-                    NodeState::Published { node_name: Some(_), materialized_at, .. } => {
-                        h.materialized_pods = h.materialized_pods.saturating_add(e.pods);
-                        h.published_nodes.push(name.clone());
-                        h.materialized_at = h.materialized_at.max(*materialized_at);
-                    }
-                }
+                overlay_by_request.entry(e.uid.clone()).or_default().push(name.clone());
             }
         }
-        // BTreeMap iteration already yields names in order.
-        out
+        let taken = published.nodes.keys().chain(overlay.keys()).cloned().collect();
+        Self { published, overlay, overlay_by_request, taken }
+    }
+
+    pub fn node(&self, name: &str) -> Option<&LedgerNode> {
+        self.overlay.get(name).or_else(|| self.published.get(name))
+    }
+
+    /// Every node of ours, overlay first.
+    pub fn nodes(&self) -> impl Iterator<Item = (&str, &LedgerNode)> {
+        let cached = self
+            .published
+            .nodes
+            .iter()
+            .filter(|(name, _)| !self.overlay.contains_key(*name))
+            .filter_map(|(name, (_, node))| Some((name.as_str(), node.as_ref()?)));
+        self.overlay.iter().map(|(name, node)| (name.as_str(), node)).chain(cached)
+    }
+
+    /// What request `uid` holds.
+    pub fn holding(&self, uid: &str) -> Holding {
+        let mut h = Holding::default();
+        let cached = self.published.by_request.get(uid).into_iter().flatten();
+        for name in cached.filter(|name| !self.overlay.contains_key(&***name)) {
+            if let Some(node) = self.published.get(name) {
+                h.add(name, node, pods_of(node, uid));
+            }
+        }
+        for name in self.overlay_by_request.get(uid).into_iter().flatten() {
+            let node = &self.overlay[name];
+            h.add(name, node, pods_of(node, uid));
+        }
+        h.published_nodes.sort_unstable();
+        h.published_nodes.dedup();
+        h
     }
 }
 
@@ -325,23 +430,25 @@ mod tests {
         assert!(matches!(LedgerNode::read(&upcoming(true, Some("{".into()), None)), Some(Err(LedgerError::Json(_)))));
     }
 
+    fn published(node_name: Option<&str>, materialized_at: Option<Timestamp>) -> NodeState {
+        NodeState::Published { resource_version: None, node_name: node_name.map(Into::into), materialized_at }
+    }
+
     #[test]
     fn holdings_split_planned_upcoming_and_materialized() {
-        let mut l = Ledger::default();
         let at = |s| Some(Timestamp::from_second(s).unwrap());
-        let published = |node_name: Option<&str>, materialized_at| NodeState::Published {
-            resource_version: None,
-            node_name: node_name.map(Into::into),
-            materialized_at,
-        };
         let node = |entries, state| LedgerNode { shape: SHAPE, capacity: 100, entries, state };
-        l.insert("b".into(), node(vec![a("u1", 60)], published(None, None)));
-        l.insert("a".into(), node(vec![a("u1", 40), a("u2", 1)], published(Some("a"), at(10))));
-        l.insert("d".into(), node(vec![a("u1", 2)], published(Some("d"), at(20))));
-        l.insert("c".into(), node(vec![a("u1", 5)], NodeState::Planned));
-        let h = l.holdings();
+        let empty = Published::default();
+        let overlay = BTreeMap::from([
+            ("b".to_string(), node(vec![a("u1", 60)], published(None, None))),
+            ("a".to_string(), node(vec![a("u1", 40), a("u2", 1)], published(Some("a"), at(10)))),
+            ("d".to_string(), node(vec![a("u1", 2)], published(Some("d"), at(20)))),
+            ("c".to_string(), node(vec![a("u1", 5)], NodeState::Planned)),
+        ]);
+        let l = Ledger::new(&empty, overlay);
+        let h = l.holding("u1");
         assert_eq!(
-            h["u1"],
+            h,
             Holding {
                 planned_pods: 5,
                 upcoming_pods: 60,
@@ -350,9 +457,48 @@ mod tests {
                 materialized_at: at(20),
             }
         );
-        assert_eq!((h["u1"].pods(), h["u1"].in_flight()), (107, 65));
-        assert_eq!(h["u2"].materialized_at, at(10));
-        let open: Vec<_> = l.nodes.iter().filter(|(_, n)| n.is_open()).map(|(name, _)| name.as_str()).collect();
+        assert_eq!((h.pods(), h.in_flight()), (107, 65));
+        assert_eq!(l.holding("u2").materialized_at, at(10));
+        assert_eq!(l.holding("nobody"), Holding::default());
+        let open: Vec<_> = l.nodes().filter(|(_, n)| n.is_open()).map(|(name, _)| name).collect();
         assert_eq!(open, ["b", "c"]);
+        assert_eq!(l.taken.iter().collect::<Vec<_>>(), ["a", "b", "c", "d"]);
+    }
+
+    fn cached(name: &str, rv: &str, entries: &[Assignment], node_name: Option<&str>) -> Arc<UpcomingNode> {
+        let planned = LedgerNode { shape: SHAPE, capacity: 100, entries: entries.to_vec(), state: NodeState::Planned };
+        let mut un = planned.upcoming_node(name, None);
+        un.metadata.resource_version = Some(rv.into());
+        un.status = Some(UpcomingNodeStatus { node_name: node_name.map(Into::into), created_at: None });
+        Arc::new(un)
+    }
+
+    #[test]
+    fn the_index_follows_the_cache_version_by_version() {
+        let mut p = Published::default();
+        let foreign = Arc::new(upcoming(false, None, None));
+        p.refresh(&[cached("x", "1", &[a("u1", 1)], None), foreign.clone()]);
+        let l = Ledger::new(&p, BTreeMap::new());
+        assert_eq!(l.holding("u1").upcoming_pods, 1);
+        assert!(l.taken.contains("n1"), "anyone's name is taken");
+        assert_eq!(l.nodes().count(), 1, "only ours are in the ledger");
+
+        // A new version: u1 moved out, u2 in, and the fake Node exists.
+        p.refresh(&[cached("x", "2", &[a("u2", 3)], Some("x")), foreign.clone()]);
+        let l = Ledger::new(&p, BTreeMap::new());
+        assert_eq!(l.holding("u1"), Holding::default());
+        assert_eq!(l.holding("u2").materialized_pods, 3);
+
+        // The overlay (a write the cache has not shown yet) wins over the cached version.
+        let written = LedgerNode { state: published(None, None), ..l.node("x").unwrap().clone() };
+        let written = LedgerNode { entries: vec![a("u2", 3), a("u3", 1)], ..written };
+        let l = Ledger::new(&p, BTreeMap::from([("x".to_string(), written)]));
+        assert_eq!((l.holding("u2").upcoming_pods, l.holding("u3").upcoming_pods), (3, 1));
+
+        // Deleted: gone from the index.
+        p.refresh(&[foreign]);
+        let l = Ledger::new(&p, BTreeMap::new());
+        assert_eq!(l.holding("u2"), Holding::default());
+        assert!(!l.taken.contains("x"));
     }
 }
