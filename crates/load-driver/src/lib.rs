@@ -5,7 +5,7 @@
 //! - [`objects`]: pure builders of every object (names, labels, templates).
 //! - [`ratelimit`]: the client-side QPS/burst token bucket.
 //! - [`ops`]: one create/delete with retries; [`setup`]: namespaces, discovery, adoption.
-//! - [`phases`]: the phase loop and churn selection; [`measure`]: the watch and latencies;
+//! - [`phases`]: the phase loop and churn selection; [`measure`]: the watch and latencies.
 //! - [`status`]: the `steady_state` gauge; [`metrics`]: every metric.
 
 pub mod measure;

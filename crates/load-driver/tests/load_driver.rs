@@ -312,8 +312,9 @@ async fn manifest_deployments_are_applied_and_their_pods_measured() {
     let mut names: Vec<(String, String)> =
         deployments.items.iter().map(|d| (d.namespace().unwrap(), d.name_any())).collect();
     names.sort();
-    let expected: Vec<(String, String)> =
+    let mut expected: Vec<(String, String)> =
         (0..4).map(|i| (format!("scaletest-{}", i % 2), format!("deployment-{i}"))).collect();
+    expected.sort();
     assert_eq!(names, expected);
     let d3 = deployments.items.iter().find(|d| d.name_any() == "deployment-3").unwrap();
     assert_eq!(d3.annotations().get("scaletest.dev/index").map(String::as_str), Some("3"));
