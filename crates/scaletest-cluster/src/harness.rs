@@ -176,6 +176,8 @@ mod tests {
         assert!(ld.args.contains(&"--run-id=run-1".to_string()));
         assert!(ld.args.contains(&"--start-gate=/w/start".to_string()));
         assert!(v[1].args.contains(&"--density=100".to_string()));
-        assert!(v[1].args.contains(&"--provisioning-delay=5s".to_string()));
+        let Sut::Reference(r) = &profile.sut else { panic!("smoke runs the reference SUT") };
+        let delay = format!("--provisioning-delay={}", humantime::format_duration(r.provisioning_delay));
+        assert!(v[1].args.contains(&delay), "{:?}", v[1].args);
     }
 }
