@@ -3,92 +3,61 @@
 //! Build the supervisor and what it runs first:
 //! `cargo build -p scaletest-cluster -p scaletest-node-creator --bins`.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Node, NodeStatus, Pod};
-use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use scaletest_cluster::launcher::{self, ClusterProcess};
-use scaletest_core::constants::{KWOK_NODE_ANNOTATION, KWOK_NODE_ANNOTATION_VALUE, RUN_LABEL};
+use scaletest_cluster::process::log_tail;
+use scaletest_cluster::testkit::{LOG_TAIL_LINES, TestCluster, eventually, fake_node, http_get};
+use scaletest_core::constants::RUN_LABEL;
 use scaletest_core::crd::CapacityRequest;
 use scaletest_core::density::DensityModel;
 use scaletest_core::profile::BINDING_LATENCY_METRIC;
 use tokio::process::{Child, Command};
 
-const READY_TIMEOUT: Duration = Duration::from_secs(180);
 /// Long enough for a loaded CI machine; every wait ends as soon as its condition holds.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(120);
 
 const COST: &str = "costEstimate: {awsSpotUsdPerHour: 0, vcpu: 1, memoryGb: 1}\n";
 
-/// A kwok-managed Node with room for every Pod, churned ones still terminating included.
-fn fake_node(name: &str) -> Node {
-    let density = DensityModel { pods_per_node: 200, ..DensityModel::default() };
-    let resources = density.allocatable().to_resource_map();
-    Node {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            annotations: Some(BTreeMap::from([(KWOK_NODE_ANNOTATION.into(), KWOK_NODE_ANNOTATION_VALUE.into())])),
-            labels: Some(BTreeMap::from([("type".into(), "kwok".into())])),
-            ..Default::default()
-        },
-        status: Some(NodeStatus {
-            allocatable: Some(resources.clone()),
-            capacity: Some(resources),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-/// A running simulated cluster with one big fake Node, and a scratch directory.
-struct TestCluster {
-    process: ClusterProcess,
-    kubeconfig: PathBuf,
-    client: Client,
-    dir: tempfile::TempDir,
-}
-
+/// A running simulated cluster with one kwok-managed Node with room for every Pod,
+/// churned ones still terminating included.
 async fn start_cluster(name: &str) -> TestCluster {
-    scaletest_core::telemetry::init();
-    let dir = tempfile::Builder::new().prefix("scaletest-load-it-").tempdir().unwrap();
-    let mut process =
-        ClusterProcess::spawn(&launcher::built_binary("scaletest-cluster"), name, &dir.path().join(name), &[]).unwrap();
-    let endpoints = match process.wait_ready(READY_TIMEOUT).await {
-        Ok(e) => e,
-        Err(e) => panic!("{e} (build first: cargo build -p scaletest-cluster -p scaletest-node-creator --bins)"),
-    };
-    let client = scaletest_core::client::from_kubeconfig(&endpoints.kubeconfig).await.unwrap();
-    Api::<Node>::all(client.clone()).create(&PostParams::default(), &fake_node("kwok-node-0")).await.unwrap();
-    TestCluster { process, kubeconfig: endpoints.kubeconfig, client, dir }
+    let c = TestCluster::start(name, &[]).await;
+    let density = DensityModel { pods_per_node: 200, ..DensityModel::default() };
+    let node = fake_node("kwok-node-0", &density);
+    Api::<Node>::all(c.client.clone()).create(&PostParams::default(), &node).await.unwrap();
+    c
 }
 
-impl TestCluster {
-    async fn stop(self) {
-        let status = self.process.stop(Duration::from_secs(60)).await.expect("supervisor exit status");
-        assert!(status.success(), "supervisor exited with {status}");
-    }
+/// Writes `text` to `file` in the cluster's scratch directory.
+fn write_file(c: &TestCluster, file: &str, text: &str) -> PathBuf {
+    let path = c.dir.path().join(file);
+    std::fs::write(&path, text).unwrap();
+    path
+}
 
-    fn write(&self, file: &str, text: &str) -> PathBuf {
-        let path = self.dir.path().join(file);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
+struct Driver {
+    child: Child,
+    metrics_addr: String,
+    log: PathBuf,
+}
 
+impl Driver {
     /// Starts the driver on `profile` with `run_id`, logging to `<log_name>.log`.
-    fn driver(&self, profile: &Path, run_id: &str, log_name: &str, extra: &[&str]) -> Driver {
+    fn start(c: &TestCluster, profile: &Path, run_id: &str, log_name: &str, extra: &[&str]) -> Self {
         let metrics_addr = format!("127.0.0.1:{}", free_port());
-        let log = self.dir.path().join(format!("{log_name}.log"));
+        let log = c.dir.path().join(format!("{log_name}.log"));
         let log_file = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_scaletest-load-driver"))
             .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
+            .arg(&c.endpoints.kubeconfig)
             .arg("--profile")
             .arg(profile)
             .args(["--run-id", run_id, "--cluster", "it", "--metrics-addr", &metrics_addr])
@@ -102,22 +71,14 @@ impl TestCluster {
             .unwrap();
         Driver { child, metrics_addr, log }
     }
-}
 
-struct Driver {
-    child: Child,
-    metrics_addr: String,
-    log: PathBuf,
-}
-
-impl Driver {
     async fn metrics(&self) -> Option<String> {
-        get(&self.metrics_addr, "/metrics").await
+        http_get(&self.metrics_addr, "/metrics").await
     }
 
     /// Polls the metrics until `check` accepts them; returns that scrape.
     async fn metrics_until(&self, what: &str, check: impl Fn(&Metrics) -> bool) -> Metrics {
-        eventually(LOAD_TIMEOUT, what, &self.log, || async {
+        eventually(LOAD_TIMEOUT, what, Some(self.log.as_path()), || async {
             let m = Metrics(self.metrics().await?);
             check(&m).then_some(m)
         })
@@ -129,9 +90,11 @@ impl Driver {
         kill(Pid::from_raw(self.child.id().unwrap() as i32), Signal::SIGTERM).unwrap();
         let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
             .await
-            .unwrap_or_else(|_| panic!("driver still running 10 s after SIGTERM:\n{}", log_tail(&self.log)))
+            .unwrap_or_else(|_| {
+                panic!("driver still running 10 s after SIGTERM:\n{}", log_tail(&self.log, LOG_TAIL_LINES))
+            })
             .unwrap();
-        assert!(status.success(), "driver exited with {status}:\n{}", log_tail(&self.log));
+        assert!(status.success(), "driver exited with {status}:\n{}", log_tail(&self.log, LOG_TAIL_LINES));
         status
     }
 }
@@ -163,43 +126,6 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// Response to `GET path` on a plain-HTTP loopback server; None while it does not answer.
-async fn get(address: &str, path: &str) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(address).await.ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes()).await.ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.ok()?;
-    Some(out)
-}
-
-fn log_tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
-}
-
-/// Polls `check` every 250 ms until it returns Some; fails after `timeout`, showing `log`.
-async fn eventually<T, F, Fut>(timeout: Duration, what: &str, log: &Path, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}; {}:\n{}",
-            log.display(),
-            log_tail(log)
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 fn selector(run_id: &str) -> ListParams {
     ListParams::default().labels(&format!("{RUN_LABEL}={run_id}"))
 }
@@ -216,7 +142,8 @@ async fn pods_ramp_churn_and_are_held_bound_until_sigterm() {
     // 20 % of 60 Pods every 2 s for 5 s: rounds of 12.
     const CHURN_PER_ROUND: f64 = 12.0;
     let c = start_cluster("pods").await;
-    let profile = c.write(
+    let profile = write_file(
+        &c,
         "it-pods.yaml",
         &format!(
             "name: it-pods\nkwok: {{clusterCount: 1}}\nloadProfile:\n  kind: pods\n  objectsPerCluster: 60\n  \
@@ -225,11 +152,11 @@ async fn pods_ramp_churn_and_are_held_bound_until_sigterm() {
         ),
     );
     let gate = c.dir.path().join("start");
-    let driver = c.driver(&profile, RUN, "pods", &["--start-gate", gate.to_str().unwrap()]);
+    let driver = Driver::start(&c, &profile, RUN, "pods", &["--start-gate", gate.to_str().unwrap()]);
 
     // Ready (watch synced) before the gate opens, and no load until it does.
-    eventually(LOAD_TIMEOUT, "the driver ready", &driver.log, || async {
-        get(&driver.metrics_addr, "/readyz").await?.starts_with("HTTP/1.0 200").then_some(())
+    eventually(LOAD_TIMEOUT, "the driver ready", Some(driver.log.as_path()), || async {
+        http_get(&driver.metrics_addr, "/readyz").await.map(drop)
     })
     .await;
     let before = Metrics(driver.metrics().await.unwrap());
@@ -292,15 +219,16 @@ spec:
 async fn manifest_deployments_are_applied_and_their_pods_measured() {
     const RUN: &str = "it-manifest";
     let c = start_cluster("manifest").await;
-    c.write("deployment.yaml", DEPLOYMENT);
-    let profile = c.write(
+    write_file(&c, "deployment.yaml", DEPLOYMENT);
+    let profile = write_file(
+        &c,
         "it-manifest.yaml",
         &format!(
             "name: it-manifest\nkwok: {{clusterCount: 1}}\nloadProfile:\n  kind: manifest\n  template: deployment.yaml\n  \
              objectsPerCluster: 4\n  namespaces: 2\n  phases:\n    - burst: {{count: 4}}\n{COST}"
         ),
     );
-    let driver = c.driver(&profile, RUN, "manifest", &[]);
+    let driver = Driver::start(&c, &profile, RUN, "manifest", &[]);
 
     // Steady only once every Deployment's two Pods exist and are bound.
     let m = driver.metrics_until("holding a steady state", Metrics::holding_steady).await;
@@ -331,7 +259,8 @@ async fn capacity_requests_are_measured_until_acknowledged_and_adopted_after_a_r
     const RUN: &str = "it-capreq";
     const OBJECTS: usize = 10;
     let c = start_cluster("capreq").await;
-    let profile = c.write(
+    let profile = write_file(
+        &c,
         "it-capreq.yaml",
         &format!(
             "name: it-capreq\nkwok: {{clusterCount: 1}}\nloadProfile:\n  kind: capacityRequests\n  \
@@ -339,7 +268,7 @@ async fn capacity_requests_are_measured_until_acknowledged_and_adopted_after_a_r
              - ramp: {{rate: 20}}\n{COST}"
         ),
     );
-    let driver = c.driver(&profile, RUN, "capreq", &[]);
+    let driver = Driver::start(&c, &profile, RUN, "capreq", &[]);
     let created = driver.metrics_until("every CapacityRequest created", |m| m.driver("objects_active") == 10.0).await;
     assert_eq!(created.driver("steady_state"), 0.0, "nothing acknowledged yet");
 
@@ -363,7 +292,7 @@ async fn capacity_requests_are_measured_until_acknowledged_and_adopted_after_a_r
 
     // A restarted driver adopts what exists: nothing new, steady at once, latencies from
     // the server's timestamps.
-    let again = c.driver(&profile, RUN, "capreq-again", &[]);
+    let again = Driver::start(&c, &profile, RUN, "capreq-again", &[]);
     let m = again.metrics_until("the restarted driver steady", Metrics::holding_steady).await;
     assert_eq!(m.driver("created_total"), 0.0);
     assert_eq!(m.driver("objects_active"), 10.0);

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{RunArgs, TargetKind};
 use crate::estimate;
 use crate::http;
+use crate::kube::KubeRun;
 use crate::local::{self, LocalCluster};
 use crate::prom;
 use crate::report;
@@ -34,10 +35,14 @@ pub enum Refusal {
     Profile(#[from] profile::ProfileError),
     #[error("{0}")]
     Budget(String),
-    #[error("the estimate is ${usd:.2} on a cloud-looking context ({context}): rerun with --yes to confirm")]
-    NeedsConfirmation { usd: f64, context: String },
-    #[error("--target kube is not available yet: use --target local (the chart and image land with the kube target)")]
-    KubeTarget,
+    #[error(transparent)]
+    Kube(#[from] crate::kube::KubeError),
+    #[error(
+        "the estimate is ${usd:.2} on a cloud-looking context ({context}) and there is no terminal to ask: rerun with --yes"
+    )]
+    NoTerminal { usd: f64, context: String },
+    #[error("not confirmed: nothing was started")]
+    Declined,
     #[error("cannot create the output directory {path}: {source}")]
     Output { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
@@ -52,6 +57,7 @@ struct Run {
     work: tempfile::TempDir,
     clusters: Vec<LocalCluster>,
     prometheus: Option<(Supervised, String, PathBuf)>,
+    kube: Option<KubeRun>,
     phases: BTreeMap<String, f64>,
     metrics: BTreeMap<String, Option<f64>>,
     slos: Vec<SloResult>,
@@ -67,17 +73,31 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let run_length = soak + Duration::from_secs(60);
     let est = estimate::estimate(&profile, run_length);
     println!("{}", est.describe(&profile));
-    if args.target == TargetKind::Kube {
-        return Err(Refusal::KubeTarget.into());
-    }
+    let kube = match args.target {
+        TargetKind::Kube => {
+            let (kubectl, helm) =
+                crate::kube::tools(args.bin_dir.as_deref()).map_err(|e| Refusal::Missing(e.to_string()))?;
+            let kube =
+                crate::kube::Kube::connect(kubectl, helm, args.context.as_deref()).await.map_err(Refusal::Kube)?;
+            let gb = kube.memory_gb().await.map_err(Refusal::Kube)?;
+            estimate::kube_budget(&profile, gb).map_err(Refusal::Budget)?;
+            Some(kube)
+        }
+        TargetKind::Local => {
+            estimate::local_budget(&profile, estimate::machine_memory_gib()).map_err(Refusal::Budget)?;
+            None
+        }
+    };
     if estimate::needs_confirmation(args.context.as_deref(), &est) && !args.yes {
-        return Err(
-            Refusal::NeedsConfirmation { usd: est.usd, context: args.context.clone().unwrap_or_default() }.into()
-        );
+        confirm(est.usd, args.context.as_deref().unwrap_or_default())?;
     }
-    estimate::local_budget(&profile, estimate::machine_memory_gib()).map_err(Refusal::Budget)?;
-    let supervisor = find_binary("scaletest-cluster", args.bin_dir.as_deref())?;
-    let prometheus_bin = find_binary("prometheus", args.bin_dir.as_deref())?;
+    let (supervisor, prometheus_bin) = match kube {
+        Some(_) => (PathBuf::new(), PathBuf::new()),
+        None => (
+            find_binary("scaletest-cluster", args.bin_dir.as_deref())?,
+            find_binary("prometheus", args.bin_dir.as_deref())?,
+        ),
+    };
 
     let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let stamp = started_at.replace(['-', ':'], "").replace('T', "-").trim_end_matches('Z').to_string();
@@ -98,6 +118,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         work,
         clusters: Vec::new(),
         prometheus: None,
+        kube: kube.map(|k| KubeRun::new(k, &stamp)),
         phases: BTreeMap::new(),
         metrics: BTreeMap::new(),
         slos: Vec::new(),
@@ -134,6 +155,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         Some(r) => println!("FAILED: {r}\nsummary {}", summary_path(&output).display()),
     }
     Ok(outcome)
+}
+
+/// The seed's guardrail: a person says yes to a costly cloud run.
+fn confirm(usd: f64, context: &str) -> Result<(), Refusal> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Err(Refusal::NoTerminal { usd, context: context.into() });
+    }
+    print!("This run is estimated at ${usd:.2} on {context}. Proceed? [y/N] ");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+    if matches!(line.trim(), "y" | "Y" | "yes") { Ok(()) } else { Err(Refusal::Declined) }
 }
 
 fn summary_path(output: &Path) -> PathBuf {
@@ -173,6 +207,9 @@ impl Run {
         bin_dir: Option<&Path>,
         shutdown: &CancellationToken,
     ) -> Result<(), RunFailure> {
+        if self.kube.is_some() {
+            return self.kube_phases(profile_path, soak, shutdown).await;
+        }
         let t = Instant::now();
         println!("[install] starting {} simulated cluster(s)", self.profile.kwok.cluster_count);
         let mut args = vec![
@@ -270,7 +307,49 @@ impl Run {
     }
 
     fn prom_addr(&self) -> Option<&str> {
-        self.prometheus.as_ref().map(|(_, a, _)| a.as_str())
+        match &self.kube {
+            Some(k) => k.prometheus.as_ref().map(|(_, a)| a.as_str()),
+            None => self.prometheus.as_ref().map(|(_, a, _)| a.as_str()),
+        }
+    }
+
+    async fn kube_phases(
+        &mut self,
+        profile_path: &Path,
+        soak: Duration,
+        shutdown: &CancellationToken,
+    ) -> Result<(), RunFailure> {
+        let t = Instant::now();
+        let clusters = self.profile.kwok.cluster_count;
+        let timeout = self.profile.durations.steady_state_timeout;
+        let k = self.kube.as_mut().expect("kube run");
+        println!(
+            "[install] helm install {} into namespace {} ({clusters} simulated cluster(s))",
+            k.release, k.namespace
+        );
+        k.install(profile_path, &self.run_id).await.map_err(fail)?;
+        let addr = k.forward_prometheus(timeout, shutdown).await.map_err(fail)?;
+        println!("[install] prometheus forwarded to http://{addr}");
+        // Every cluster's load-driver scraped, then the gates open.
+        let up = "count(up{component=\"load-driver\"} == 1)";
+        wait_for_value(&addr, up, f64::from(clusters), timeout, shutdown, "load-drivers scraped").await?;
+        k.open_load_gates().await.map_err(fail)?;
+        self.phases.insert("install".into(), t.elapsed().as_secs_f64());
+
+        let t = Instant::now();
+        println!(
+            "[steady] waiting for every cluster to reach {} objects",
+            self.profile.load_profile.objects_per_cluster
+        );
+        let steady = "count(scaletest_load_driver_steady_state == 1)";
+        wait_for_value(&addr, steady, f64::from(clusters), timeout, shutdown, "steady state").await?;
+        self.phases.insert("steadyState".into(), t.elapsed().as_secs_f64());
+
+        let t = Instant::now();
+        println!("[soak] {}", humantime::format_duration(soak));
+        self.soak(soak).await;
+        self.phases.insert("soak".into(), t.elapsed().as_secs_f64());
+        self.evaluate().await
     }
 
     /// Reads the load-driver's own gauges straight from each cluster.
@@ -336,6 +415,11 @@ impl Run {
             let mut objects = Vec::new();
             for c in &self.clusters {
                 objects.push(Self::driver_sample(c, "objects_active").await.unwrap_or(0.0));
+            }
+            if let (Some(_), Some(a)) = (&self.kube, self.prom_addr()) {
+                objects.push(
+                    prom::query(a, "sum(scaletest_load_driver_objects_active)").await.ok().flatten().unwrap_or(0.0),
+                );
             }
             let p99 = match self.prom_addr() {
                 Some(a) => prom::query(a, BINDING_P99).await.ok().flatten(),
@@ -405,6 +489,12 @@ impl Run {
             {
                 eprintln!("warning: report not written: {e}");
             }
+            if let Some(k) = &self.kube {
+                let tar = self.output.join("prometheus-snapshot.tar.gz");
+                if let Err(e) = k.snapshot(&addr, &tar).await {
+                    eprintln!("warning: no Prometheus snapshot: {e}");
+                }
+            }
             if let Some((_, _, tsdb)) = &self.prometheus {
                 match prom::snapshot(&addr, tsdb).await {
                     Ok(dir) => {
@@ -436,6 +526,12 @@ impl Run {
                 objects_active: active,
                 log_dir: logs.display().to_string(),
             });
+        }
+        if let Some(k) = self.kube.take() {
+            println!("[teardown] helm uninstall {}", k.release);
+            if let Err(e) = k.uninstall(&self.run_id).await {
+                eprintln!("error: {e}");
+            }
         }
         println!("[teardown] stopping {} cluster(s) and Prometheus", self.clusters.len());
         local::stop_all(std::mem::take(&mut self.clusters)).await;
@@ -479,6 +575,31 @@ impl Run {
         let work = self.work;
         let _ = work.close();
         summary
+    }
+}
+
+/// Polls an instant query until it reaches `want` (bounded by `timeout`).
+async fn wait_for_value(
+    addr: &str,
+    query: &str,
+    want: f64,
+    timeout: Duration,
+    shutdown: &CancellationToken,
+    what: &str,
+) -> Result<(), RunFailure> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let v = prom::query(addr, query).await.ok().flatten().unwrap_or(0.0);
+        if v >= want {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(fail(format!("{what}: {v} of {want} clusters within {}", humantime::format_duration(timeout))));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = shutdown.cancelled() => return Err(RunFailure::Interrupted),
+        }
     }
 }
 

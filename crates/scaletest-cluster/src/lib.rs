@@ -13,6 +13,7 @@ pub mod ports;
 pub mod probe;
 pub mod process;
 pub mod supervisor;
+pub mod testkit;
 
 pub use config::ClusterArgs;
 

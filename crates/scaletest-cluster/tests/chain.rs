@@ -3,8 +3,6 @@
 //! SUT → CapacityRequests → UpcomingNodes → node-creator/pod-shim → fake
 //! Nodes → bound and Running Pods, packed to the density.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -12,8 +10,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use scaletest_cluster::testkit::{TestCluster, eventually, pid_of, scrape};
 use scaletest_core::crd::CapacityRequest;
-use support::*;
 
 const PODS: usize = 500;
 const DENSITY: usize = 60;
@@ -49,12 +47,13 @@ costEstimate: {{awsSpotUsdPerHour: 0, vcpu: 1, memoryGb: 1}}
 async fn chain(scheduler: &str, kill_apiserver: bool) {
     let dir = tempfile::tempdir().unwrap();
     let p = profile(dir.path(), scheduler);
-    let c = start(&format!("chain-{scheduler}"), &["--profile", p.to_str().unwrap(), "--run-id", "chain"]).await;
+    let c = TestCluster::start(&format!("chain-{scheduler}"), &["--profile", p.to_str().unwrap(), "--run-id", "chain"])
+        .await;
     let pods: Api<Pod> = Api::all(c.client.clone());
 
     if kill_apiserver {
         // Mid-ramp: every component must retry with backoff and carry on.
-        eventually(Duration::from_secs(60), "the ramp under way", || async {
+        eventually(Duration::from_secs(60), "the ramp under way", None, || async {
             let n = pods.list(&ListParams::default().labels("scaletest-run=chain")).await.ok()?.items.len();
             (n >= 100).then_some(())
         })
@@ -63,7 +62,7 @@ async fn chain(scheduler: &str, kill_apiserver: bool) {
         kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
     }
 
-    let per_node = eventually(Duration::from_secs(240), "500 Pods bound and Running", || async {
+    let per_node = eventually(Duration::from_secs(240), "500 Pods bound and Running", None, || async {
         let list = pods.list(&ListParams::default().labels("scaletest-run=chain")).await.ok()?;
         let running =
             list.items.iter().filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"));
@@ -84,7 +83,7 @@ async fn chain(scheduler: &str, kill_apiserver: bool) {
     // 500 binding-latency observations on the load-driver's /metrics.
     let driver = c.endpoints.component("load-driver").unwrap().metrics.clone().unwrap();
     let want = format!("scaletest_load_driver_binding_latency_seconds_count {PODS}");
-    eventually(Duration::from_secs(30), "500 observations", || async {
+    eventually(Duration::from_secs(30), "500 observations", None, || async {
         scrape(&driver.address).await.contains(&want).then_some(())
     })
     .await;
@@ -102,12 +101,12 @@ async fn chain(scheduler: &str, kill_apiserver: bool) {
         .unwrap();
     }
     let crs: Api<CapacityRequest> = Api::all(c.client.clone());
-    eventually(Duration::from_secs(120), "no CapacityRequest left", || async {
+    eventually(Duration::from_secs(120), "no CapacityRequest left", None, || async {
         crs.list(&ListParams::default()).await.ok()?.items.is_empty().then_some(())
     })
     .await;
     kill(Pid::from_raw(driver_pid as i32), Signal::SIGCONT).unwrap();
-    stop_and_assert_clean(c).await;
+    c.stop_and_assert_clean().await;
 }
 
 async fn per_namespace(pods: &Api<Pod>) -> std::collections::BTreeSet<String> {

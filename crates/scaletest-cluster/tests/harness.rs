@@ -1,8 +1,6 @@
 //! The harness pieces under a real supervisor: node-creator (kube-scheduler
 //! mode) and pod-shim (pod-shim mode) turning UpcomingNodes into kwok Nodes.
 
-mod support;
-
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -11,9 +9,11 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use scaletest_cluster::testkit::{
+    TestCluster, default_service_account, eventually, is_unschedulable, pid_of, pod_requesting, scrape,
+};
 use scaletest_core::crd::{NodeAllocatable, UpcomingNode, UpcomingNodeSpec};
 use scaletest_core::density::DensityModel;
-use support::*;
 
 fn upcoming(name: &str) -> UpcomingNode {
     UpcomingNode::new(
@@ -44,7 +44,7 @@ async fn all_materialized(client: &kube::Client, expected: usize) -> Option<Vec<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_creator_makes_one_node_per_upcoming_node_across_restarts() {
-    let c = start("nodes", &[]).await;
+    let c = TestCluster::start("nodes", &[]).await;
     let api: Api<UpcomingNode> = Api::all(c.client.clone());
     create_upcoming(&api, (0..10).map(|i| format!("un-{i:02}"))).await;
     // A malformed one is skipped, never crashes the loop.
@@ -52,13 +52,13 @@ async fn node_creator_makes_one_node_per_upcoming_node_across_restarts() {
     bad.spec.allocatable = NodeAllocatable { pods: Quantity("many".into()), ..bad.spec.allocatable };
     api.create(&PostParams::default(), &bad).await.unwrap();
 
-    eventually(Duration::from_secs(60), "10 Nodes", || all_materialized(&c.client, 10)).await;
+    eventually(Duration::from_secs(60), "10 Nodes", None, || all_materialized(&c.client, 10)).await;
     // Kill node-creator mid-run: the supervisor restarts it, and the next
     // UpcomingNodes still get exactly one Node each.
     let pid = pid_of("scaletest-node-creator", &c.endpoints.data_dir);
     kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
     create_upcoming(&api, (10..20).map(|i| format!("un-{i:02}"))).await;
-    let nodes = eventually(Duration::from_secs(90), "20 Nodes", || all_materialized(&c.client, 20)).await;
+    let nodes = eventually(Duration::from_secs(90), "20 Nodes", None, || all_materialized(&c.client, 20)).await;
     assert_eq!(
         nodes.len(),
         20,
@@ -74,33 +74,24 @@ async fn node_creator_makes_one_node_per_upcoming_node_across_restarts() {
     assert!(nodes.iter().all(|n| n.name_any() != "un-bad"));
     let metrics = scrape(&c.endpoints.component("node-creator").unwrap().metrics.as_ref().unwrap().address).await;
     assert!(metrics.contains("scaletest_node_creator_node_errors_total{reason=\"malformed\"}"), "{metrics}");
-    stop_and_assert_clean(c).await;
+    c.stop_and_assert_clean().await;
 }
 
 fn pod(i: usize) -> Pod {
-    serde_json::from_value(serde_json::json!({
-        "metadata": {"name": format!("p-{i:03}")},
-        "spec": {"containers": [{"name": "a", "image": "registry.invalid/x:1",
-                 "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}]}
-    }))
-    .unwrap()
+    pod_requesting(&format!("p-{i:03}"), "100m", "128Mi")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pod_shim_binds_first_fit_and_marks_the_rest_unschedulable() {
-    let c = start("shim", &["--scheduler", "pod-shim"]).await;
+    let c = TestCluster::start("shim", &["--scheduler", "pod-shim"]).await;
     assert!(c.endpoints.component("kube-scheduler").is_none(), "no kube-scheduler in pod-shim mode");
     let pods: Api<Pod> = Api::default_namespaced(c.client.clone());
-    eventually(Duration::from_secs(60), "the default ServiceAccount", || async {
-        let sa: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::default_namespaced(c.client.clone());
-        sa.get_opt("default").await.ok().flatten()
-    })
-    .await;
+    default_service_account(&c.client, c.client.default_namespace(), None).await;
     for i in 0..150 {
         pods.create(&PostParams::default(), &pod(i)).await.unwrap();
     }
     // No Node yet: every Pod is marked Unschedulable.
-    eventually(Duration::from_secs(60), "150 Unschedulable Pods", || async {
+    eventually(Duration::from_secs(60), "150 Unschedulable Pods", None, || async {
         let list = pods.list(&ListParams::default()).await.ok()?;
         let n = list.items.iter().filter(|p| is_unschedulable(p)).count();
         (n == 150).then_some(())
@@ -109,7 +100,7 @@ async fn pod_shim_binds_first_fit_and_marks_the_rest_unschedulable() {
     // One UpcomingNode: pod-shim makes the Node and packs it to 100.
     let api: Api<UpcomingNode> = Api::all(c.client.clone());
     create_upcoming(&api, ["shim-node-0".to_string()]).await;
-    let bound = eventually(Duration::from_secs(90), "100 bound Pods", || async {
+    let bound = eventually(Duration::from_secs(90), "100 bound Pods", None, || async {
         let list = pods.list(&ListParams::default()).await.ok()?;
         let bound: Vec<_> = list.items.iter().filter_map(|p| p.spec.as_ref()?.node_name.clone()).collect();
         (bound.len() >= 100).then_some(bound)
@@ -124,12 +115,5 @@ async fn pod_shim_binds_first_fit_and_marks_the_rest_unschedulable() {
     assert!(m.contains("scaletest_pod_shim_binds_total 100"), "{m}");
     assert!(m.contains("scaletest_pod_shim_unschedulable_marks_total 150"), "{m}");
     assert!(m.contains("scaletest_pod_shim_nodes_created_total 1"), "{m}");
-    stop_and_assert_clean(c).await;
-}
-
-fn is_unschedulable(p: &Pod) -> bool {
-    p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
-        cs.iter()
-            .any(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
-    })
+    c.stop_and_assert_clean().await;
 }

@@ -9,13 +9,16 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Container, Namespace, Pod, PodSpec, ResourceRequirements, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use scaletest_cluster::launcher::{ClusterProcess, built_binary};
+use scaletest_cluster::process::log_tail;
+use scaletest_cluster::testkit::{
+    LOG_TAIL_LINES, TestCluster, default_service_account, eventually, http_get, pod_requesting,
+};
 use scaletest_core::crd::{CapacityRequest, CapacityRequestPhase, CapacityRequestSpec, Need, UpcomingNode};
 use scaletest_core::profile::{SUT_ACKNOWLEDGE_DURATION_METRIC, SUT_CYCLE_DURATION_METRIC, SUT_ROLLUP_DURATION_METRIC};
 use tokio::process::{Child, Command};
@@ -66,49 +69,13 @@ impl Sut {
             .await
             .expect("scaletest-sut stops within 30 s of SIGTERM")
             .unwrap();
-        assert!(status.success(), "scaletest-sut exited with {status}:\n{}", tail(&self.log));
-    }
-}
-
-fn tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<_> = text.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
-}
-
-/// Body of `GET path` on the SUT's admin server, if it answered 200.
-async fn get(admin: &str, path: &str) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(admin).await.ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {admin}\r\n\r\n").as_bytes()).await.ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.ok()?;
-    out.starts_with("HTTP/1.0 200").then_some(out)
-}
-
-/// Polls `check` every 250 ms until it returns Some; after `timeout` fails with the SUT's log.
-async fn eventually<T, F, Fut>(log: &Path, timeout: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}; scaletest-sut log:\n{}",
-            tail(log)
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(status.success(), "scaletest-sut exited with {status}:\n{}", log_tail(&self.log, LOG_TAIL_LINES));
     }
 }
 
 /// Every line is in the SUT's metrics, and so are the histograms the default SLOs read.
 async fn assert_metrics(admin: &str, lines: &[&str]) {
-    let metrics = get(admin, "/metrics").await.expect("metrics");
+    let metrics = http_get(admin, "/metrics").await.expect("metrics");
     for histogram in [SUT_CYCLE_DURATION_METRIC, SUT_ROLLUP_DURATION_METRIC, SUT_ACKNOWLEDGE_DURATION_METRIC] {
         assert!(metrics.contains(&format!("{histogram}_count")), "{histogram} missing:\n{metrics}");
     }
@@ -118,23 +85,7 @@ async fn assert_metrics(admin: &str, lines: &[&str]) {
 }
 
 fn pod(i: usize) -> Pod {
-    let requests = BTreeMap::from([
-        ("cpu".to_string(), Quantity("100m".into())),
-        ("memory".to_string(), Quantity("128Mi".into())),
-    ]);
-    Pod {
-        metadata: ObjectMeta { name: Some(format!("pod-{i:03}")), ..Default::default() },
-        spec: Some(PodSpec {
-            containers: vec![Container {
-                name: "app".into(),
-                image: Some("registry.invalid/fake:1".into()),
-                resources: Some(ResourceRequirements { requests: Some(requests), ..Default::default() }),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    pod_requesting(&format!("pod-{i:03}"), "100m", "128Mi")
 }
 
 fn capacity_request(name: &str, count: u32, cpu: &str) -> CapacityRequest {
@@ -156,26 +107,17 @@ fn recorded_pods(un: &UpcomingNode) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn turns_unschedulable_pods_into_requests_nodes_and_fulfilment() {
-    scaletest_core::telemetry::init();
-    let supervisor = built_binary("scaletest-cluster");
-    assert!(
-        supervisor.exists(),
-        "{} missing: run `cargo build -p scaletest-cluster --bins` first",
-        supervisor.display()
-    );
-    let dir = tempfile::Builder::new().prefix("scaletest-sut-it-").tempdir().unwrap();
     // node-creator leaves every UpcomingNode alone until its status.nodeName is
     // recorded: the test records it, standing in for node-creator's own step,
     // and node-creator then makes the Node.
-    let hold_nodes = ["--node-creator-skip-every=1".to_string()];
-    let mut cluster = ClusterProcess::spawn(&supervisor, "sut", &dir.path().join("sut"), &hold_nodes).unwrap();
-    let endpoints = cluster.wait_ready(Duration::from_secs(180)).await.unwrap_or_else(|e| panic!("{e}"));
-    let client: Client = scaletest_core::client::from_kubeconfig(&endpoints.kubeconfig).await.unwrap();
+    let cluster = TestCluster::start("sut", &["--node-creator-skip-every=1"]).await;
+    let client = cluster.client.clone();
 
-    let sut = Sut::start(&endpoints.kubeconfig, dir.path());
-    let log = sut.log.clone();
+    let sut = Sut::start(&cluster.endpoints.kubeconfig, cluster.dir.path());
+    let log_path = sut.log.clone();
+    let log = Some(log_path.as_path());
     let admin = sut.admin.clone();
-    eventually(&log, Duration::from_secs(60), "the SUT ready", || get(&admin, "/readyz")).await;
+    eventually(Duration::from_secs(60), "the SUT ready", log, || http_get(&admin, "/readyz")).await;
 
     // Malformed requests first: they are failed, and everything after shows the SUT carried on.
     let default_crs: Api<CapacityRequest> = Api::namespaced(client.clone(), "default");
@@ -183,7 +125,7 @@ async fn turns_unschedulable_pods_into_requests_nodes_and_fulfilment() {
         default_crs.create(&PostParams::default(), &bad).await.unwrap();
     }
     for (name, reason) in [("bad-cpu", "spec.need.cpu"), ("zero-count", "spec.need.count is 0")] {
-        let message = eventually(&log, Duration::from_secs(30), &format!("{name} Failed"), || async {
+        let message = eventually(Duration::from_secs(30), &format!("{name} Failed"), log, || async {
             let cr = default_crs.get(name).await.ok()?;
             let status = cr.status?;
             (status.phase == Some(CapacityRequestPhase::Failed)).then_some(status.message.unwrap_or_default())
@@ -197,11 +139,7 @@ async fn turns_unschedulable_pods_into_requests_nodes_and_fulfilment() {
     let ns =
         Namespace { metadata: ObjectMeta { name: Some(NAMESPACE.into()), ..Default::default() }, ..Default::default() };
     namespaces.create(&PostParams::default(), &ns).await.unwrap();
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), NAMESPACE);
-    eventually(&log, Duration::from_secs(60), "the default ServiceAccount", || async {
-        accounts.get_opt("default").await.ok().flatten()
-    })
-    .await;
+    default_service_account(&client, NAMESPACE, log).await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
     let created: Vec<Pod> = futures::stream::iter(0..PODS)
         .map(|i| {
@@ -216,7 +154,7 @@ async fn turns_unschedulable_pods_into_requests_nodes_and_fulfilment() {
     // One request per Pod, owned by it, acknowledged.
     let crs: Api<CapacityRequest> = Api::namespaced(client.clone(), NAMESPACE);
     let lp = ListParams::default();
-    let requests = eventually(&log, Duration::from_secs(120), "250 acknowledged CapacityRequests", || async {
+    let requests = eventually(Duration::from_secs(120), "250 acknowledged CapacityRequests", log, || async {
         let items = crs.list(&lp).await.ok()?.items;
         let acknowledged = items.iter().filter(|cr| phase(cr) == Some(CapacityRequestPhase::Acknowledged)).count();
         (items.len() == PODS && acknowledged == PODS).then_some(items)
@@ -233,7 +171,7 @@ async fn turns_unschedulable_pods_into_requests_nodes_and_fulfilment() {
     // ceil(250 / 100) = 3 UpcomingNodes, however the requests trickled in across cycles.
     let upcoming: Api<UpcomingNode> = Api::all(client.clone());
     let ours = ListParams::default().labels(OURS);
-    let assigned = eventually(&log, Duration::from_secs(60), "every request on an UpcomingNode", || async {
+    let assigned = eventually(Duration::from_secs(60), "every request on an UpcomingNode", log, || async {
         let items = crs.list(&lp).await.ok()?.items;
         items.iter().all(|cr| cr.status.as_ref().is_some_and(|s| !s.upcoming_nodes.is_empty())).then_some(items)
     })
@@ -266,16 +204,16 @@ async fn turns_unschedulable_pods_into_requests_nodes_and_fulfilment() {
     // A crash and a fresh process: everything it needs is in the apiserver, so it
     // neither provisions again nor forgets to fulfil.
     sut.crash().await;
-    let sut = Sut::start(&endpoints.kubeconfig, dir.path());
+    let sut = Sut::start(&cluster.endpoints.kubeconfig, cluster.dir.path());
     let admin = sut.admin.clone();
-    eventually(&log, Duration::from_secs(60), "the restarted SUT ready", || get(&admin, "/readyz")).await;
+    eventually(Duration::from_secs(60), "the restarted SUT ready", log, || http_get(&admin, "/readyz")).await;
 
     // The node-creator's part: each UpcomingNode gets its Node.
     for name in &names {
         let patch = serde_json::json!({"status": {"nodeName": name}});
         upcoming.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
     }
-    eventually(&log, Duration::from_secs(60), "250 Fulfilled CapacityRequests", || async {
+    eventually(Duration::from_secs(60), "250 Fulfilled CapacityRequests", log, || async {
         let items = crs.list(&lp).await.ok()?.items;
         let fulfilled = items.iter().filter(|cr| {
             phase(cr) == Some(CapacityRequestPhase::Fulfilled) && cr.status.as_ref().unwrap().fulfilled_at.is_some()
@@ -286,7 +224,7 @@ async fn turns_unschedulable_pods_into_requests_nodes_and_fulfilment() {
     assert_eq!(upcoming.list(&ours).await.unwrap().items.len(), 3, "no UpcomingNode beyond the three");
 
     // The rest of the chain: the Nodes appear and the scheduler packs them to Allocatable.
-    let per_node = eventually(&log, Duration::from_secs(120), "every Pod bound", || async {
+    let per_node = eventually(Duration::from_secs(120), "every Pod bound", log, || async {
         let items = pods.list(&lp).await.ok()?.items;
         let bound: Vec<String> = items.iter().filter_map(|p| p.spec.as_ref()?.node_name.clone()).collect();
         (bound.len() == PODS).then(|| {
@@ -316,12 +254,11 @@ async fn turns_unschedulable_pods_into_requests_nodes_and_fulfilment() {
 
     // Garbage collection removes each request with its Pod.
     pods.delete_collection(&DeleteParams::default(), &ListParams::default()).await.unwrap();
-    eventually(&log, Duration::from_secs(120), "every CapacityRequest garbage-collected", || async {
+    eventually(Duration::from_secs(120), "every CapacityRequest garbage-collected", log, || async {
         crs.list(&lp).await.ok()?.items.is_empty().then_some(())
     })
     .await;
 
     sut.stop().await;
-    let status = cluster.stop(Duration::from_secs(60)).await.expect("supervisor exit status");
-    assert!(status.success(), "supervisor exited with {status}");
+    cluster.stop().await;
 }

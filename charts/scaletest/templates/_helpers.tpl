@@ -1,0 +1,199 @@
+{{/*
+Names. Truncated so that "<fullname>-cluster-<ordinal>" and the StatefulSet's
+controller-revision-hash label stay within 63 characters.
+*/}}
+{{- define "scaletest.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "scaletest.clusterName" -}}
+{{- printf "%s-cluster" (include "scaletest.fullname" .) -}}
+{{- end -}}
+
+{{- define "scaletest.prometheusName" -}}
+{{- printf "%s-prometheus" (include "scaletest.fullname" .) -}}
+{{- end -}}
+
+{{/*
+Labels every object carries: scaletest-run is the one teardown and leak checks select by.
+Call with (list $ "component").
+*/}}
+{{- define "scaletest.labels" -}}
+{{- $ := index . 0 -}}
+{{ include "scaletest.selectorLabels" . }}
+app.kubernetes.io/managed-by: {{ $.Release.Service }}
+app.kubernetes.io/version: {{ $.Chart.AppVersion | quote }}
+helm.sh/chart: {{ printf "%s-%s" $.Chart.Name $.Chart.Version | replace "+" "_" }}
+scaletest-run: {{ $.Values.runId | quote }}
+{{- end -}}
+
+{{- define "scaletest.selectorLabels" -}}
+{{- $ := index . 0 -}}
+app.kubernetes.io/name: {{ $.Chart.Name }}
+app.kubernetes.io/instance: {{ $.Release.Name }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end -}}
+
+{{/*
+The profile, parsed (a YAML mapping; "{}" without one). Fails on text that is not a
+mapping or has no name: the runner validates profiles, this only guards the chart's own use.
+*/}}
+{{- define "scaletest.profileDoc" -}}
+{{- if .Values.profile -}}
+{{- $p := fromYaml .Values.profile -}}
+{{- if hasKey $p "Error" -}}
+{{- fail (printf "profile: expected a scale profile (a YAML mapping), found: %s" (get $p "Error")) -}}
+{{- end -}}
+{{- if not (kindIs "string" $p.name) -}}
+{{- fail "profile.name: expected the profile's name (a string), found nothing" -}}
+{{- end -}}
+{{- toYaml $p -}}
+{{- else -}}
+{}
+{{- end -}}
+{{- end -}}
+
+{{/*
+What the chart derives from values and profile together:
+  clusterCount  kwok.clusterCount, else the profile's, else 1
+  scheduler     harness.scheduler, else the profile's, else kube-scheduler
+  density       harness.density, else the profile's ("" when neither says)
+  sutSidecar    true when sut.mode is sidecar or the profile's sut names an image
+  profileFile   the profile's file name in the mounted ConfigMap ("" without a profile)
+*/}}
+{{- define "scaletest.settings" -}}
+{{- $p := include "scaletest.profileDoc" . | fromYaml -}}
+{{- $count := .Values.kwok.clusterCount -}}
+{{- if kindIs "invalid" $count -}}
+{{- $count = dig "kwok" "clusterCount" 1 $p -}}
+{{- if lt (float64 $count) 1.0 -}}
+{{- fail (printf "profile kwok.clusterCount: expected a positive integer, found %v" $count) -}}
+{{- end -}}
+{{- end -}}
+{{- $scheduler := .Values.harness.scheduler | default (dig "harness" "scheduler" "kube-scheduler" $p) -}}
+{{- if not (has $scheduler (list "kube-scheduler" "pod-shim")) -}}
+{{- fail (printf "profile harness.scheduler: expected kube-scheduler or pod-shim, found %v" $scheduler) -}}
+{{- end -}}
+{{- $density := .Values.harness.density | default (dig "harness" "density" "" $p) -}}
+{{- $base := int .Values.cluster.portBase -}}
+{{- $sutPort := int .Values.sut.metricsPort -}}
+{{- $sidecar := or (eq .Values.sut.mode "sidecar") (ne (dig "sut" "image" "" $p) "") -}}
+{{- if and $sidecar (ge $sutPort $base) (le $sutPort (add $base 10)) -}}
+{{- fail (printf "sut.metricsPort: expected a port outside cluster.portBase..+10 (%d..%d), found %d" $base (add $base 10) $sutPort) -}}
+{{- end -}}
+clusterCount: {{ int64 $count }}
+scheduler: {{ $scheduler }}
+density: {{ if kindIs "string" $density }}""{{ else }}{{ int64 $density }}{{ end }}
+hasProfile: {{ ne .Values.profile "" }}
+profileFile: {{ if .Values.profile }}{{ printf "%s.yaml" $p.name | quote }}{{ else }}""{{ end }}
+sutSidecar: {{ $sidecar }}
+userSut: {{ ne (dig "sut" "image" "" $p) "" }}
+{{- end -}}
+
+{{/*
+The profile file as mounted. Unchanged unless the chart must override part of it:
+harness.density (a value), or sut (run by a sidecar, so the supervisor's own SUT
+process is a placeholder that only waits).
+*/}}
+{{- define "scaletest.profileFile" -}}
+{{- $s := include "scaletest.settings" . | fromYaml -}}
+{{- $densityOverride := not (kindIs "invalid" .Values.harness.density) -}}
+{{- if or $densityOverride $s.sutSidecar -}}
+{{- $p := include "scaletest.profileDoc" . | fromYaml -}}
+{{- if $densityOverride -}}
+{{- $h := dig "harness" (dict) $p -}}
+{{- $_ := set $h "density" (int64 .Values.harness.density) -}}
+{{- $_ = set $p "harness" $h -}}
+{{- end -}}
+{{- if $s.sutSidecar -}}
+{{- $_ := set $p "sut" (dict "command" (list "sleep" "infinity")) -}}
+{{- end -}}
+# Rendered by the scaletest chart from the profile given as `profile`:
+{{- if $densityOverride }}
+# harness.density is the chart's harness.density value.
+{{- end }}
+{{- if $s.sutSidecar }}
+# sut runs in the Pod's `sut` sidecar; the supervisor's sut process only waits.
+{{- end }}
+{{ toYaml $p }}
+{{- else -}}
+{{ .Values.profile }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The fixed port layout of `scaletest-cluster --port-base N` (crates/scaletest-cluster/src/ports.rs):
+name (a container port name, at most 15 characters), port, the component it belongs to
+(the `component` label the local runner's Prometheus uses) and how its /metrics is
+scraped (http, https with a self-signed cert, or "": not scraped).
+*/}}
+{{- define "scaletest.ports" -}}
+{{- $b := int .Values.cluster.portBase -}}
+- {name: apiserver, port: {{ $b }}, component: kube-apiserver, scrape: ""}
+- {name: kine, port: {{ add $b 1 }}, component: kine, scrape: ""}
+- {name: kine-metrics, port: {{ add $b 2 }}, component: kine, scrape: http}
+- {name: controller-mgr, port: {{ add $b 3 }}, component: kube-controller-manager, scrape: https}
+- {name: scheduler, port: {{ add $b 4 }}, component: kube-scheduler, scrape: https}
+- {name: kwok, port: {{ add $b 5 }}, component: kwok, scrape: http}
+- {name: supervisor, port: {{ add $b 6 }}, component: scaletest-cluster, scrape: http}
+- {name: node-creator, port: {{ add $b 7 }}, component: node-creator, scrape: http}
+- {name: pod-shim, port: {{ add $b 8 }}, component: pod-shim, scrape: http}
+- {name: load-driver, port: {{ add $b 9 }}, component: load-driver, scrape: http}
+- {name: sut, port: {{ add $b 10 }}, component: sut, scrape: http}
+{{- end -}}
+
+{{/*
+The ports whose component runs in this release (by scheduler mode and profile) and
+serves /metrics with the given scheme. Call with (list $ "http"); returns a YAML list.
+*/}}
+{{- define "scaletest.scrapedPorts" -}}
+{{- $ := index . 0 -}}
+{{- $scheme := index . 1 -}}
+{{- $s := include "scaletest.settings" $ | fromYaml -}}
+{{- $skip := list -}}
+{{- if eq $s.scheduler "pod-shim" -}}
+{{- $skip = list "scheduler" "node-creator" -}}
+{{- else -}}
+{{- $skip = list "pod-shim" -}}
+{{- end -}}
+{{- if not $s.hasProfile -}}
+{{- $skip = concat $skip (list "load-driver" "sut") -}}
+{{- else if $s.userSut -}}
+{{- $skip = append $skip "sut" -}}
+{{- end -}}
+{{- range (include "scaletest.ports" $ | fromYamlArray) }}
+{{- if and (eq .scrape $scheme) (not (has .name $skip)) }}
+- {{ toJson . }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "scaletest.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+fsGroup: 65532
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "scaletest.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities:
+  drop: [ALL]
+{{- end -}}
+
+{{/* The plain-HTTP metrics port names, comma-separated (a Pod annotation). */}}
+{{- define "scaletest.metricsPortNames" -}}
+{{- $names := list -}}
+{{- range (include "scaletest.scrapedPorts" (list . "http") | fromYamlArray) -}}
+{{- $names = append $names .name -}}
+{{- end -}}
+{{- join "," $names -}}
+{{- end -}}

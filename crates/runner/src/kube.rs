@@ -1,0 +1,310 @@
+//! The kube target: the same phases as local, on any Kubernetes cluster, by
+//! way of `charts/scaletest` (helm) and kubectl — both the pinned builds from
+//! `make upstream`. Prometheus runs in the cluster; the runner reaches it
+//! through `kubectl port-forward`.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The tools and the context a kube run talks through.
+#[derive(Clone, Debug)]
+pub struct Kube {
+    pub kubectl: PathBuf,
+    pub helm: PathBuf,
+    pub context: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    #[error("--target kube needs --context: one of `kubectl config get-contexts`")]
+    NoContext,
+    #[error("context {context:?} is not in your kubeconfig (`kubectl config get-contexts` lists them)")]
+    UnknownContext { context: String },
+    #[error("context {context:?} is unreachable: {detail}")]
+    Unreachable { context: String, detail: String },
+    #[error("{what} failed: {detail}")]
+    Command { what: String, detail: String },
+}
+
+fn first_line(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    text.lines().find(|l| !l.trim().is_empty()).unwrap_or("no output").trim().to_string()
+}
+
+impl Kube {
+    /// Refuses, in one line, a missing or unreachable context.
+    pub async fn connect(kubectl: PathBuf, helm: PathBuf, context: Option<&str>) -> Result<Self, KubeError> {
+        let context = context.ok_or(KubeError::NoContext)?.to_string();
+        let known =
+            Command::new(&kubectl).args(["config", "get-contexts", "-o", "name"]).output().await.map_err(|e| {
+                KubeError::Command { what: "kubectl config get-contexts".into(), detail: e.to_string() }
+            })?;
+        if !String::from_utf8_lossy(&known.stdout).lines().any(|l| l.trim() == context) {
+            return Err(KubeError::UnknownContext { context });
+        }
+        let kube = Self { kubectl, helm, context };
+        let probe = kube.kubectl(&["get", "--raw", "/readyz", "--request-timeout=5s"]).output().await;
+        match probe {
+            Ok(o) if o.status.success() => Ok(kube),
+            Ok(o) => Err(KubeError::Unreachable { context: kube.context, detail: first_line(&o.stderr) }),
+            Err(e) => Err(KubeError::Unreachable { context: kube.context, detail: e.to_string() }),
+        }
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.kubectl);
+        c.arg("--context").arg(&self.context).args(args).stdin(Stdio::null());
+        c
+    }
+
+    pub fn helm(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.helm);
+        c.arg("--kube-context").arg(&self.context).args(args).stdin(Stdio::null());
+        c
+    }
+
+    /// Runs a command to completion; its first stderr line on failure.
+    pub async fn check(what: &str, mut cmd: Command) -> Result<String, KubeError> {
+        let out = cmd.output().await.map_err(|e| KubeError::Command { what: what.into(), detail: e.to_string() })?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(KubeError::Command { what: what.into(), detail: first_line(&out.stderr) })
+        }
+    }
+
+    /// `kubectl port-forward` to `target` (e.g. `svc/x`) on a free local port;
+    /// returns the child (killed on drop) and `127.0.0.1:port`.
+    pub async fn port_forward(&self, namespace: &str, target: &str, remote: u16) -> Result<(Child, String), KubeError> {
+        let mut child = self
+            .kubectl(&["-n", namespace, "port-forward", target, &format!(":{remote}"), "--address=127.0.0.1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| KubeError::Command { what: "kubectl port-forward".into(), detail: e.to_string() })?;
+        let stdout = child.stdout.take().expect("piped");
+        let mut lines = BufReader::new(stdout).lines();
+        // "Forwarding from 127.0.0.1:PORT -> REMOTE"
+        let found = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(rest) = line.strip_prefix("Forwarding from 127.0.0.1:") {
+                    return rest.split_whitespace().next().map(str::to_string);
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten();
+        match found {
+            Some(port) => {
+                // Keep draining so kubectl never blocks on a full pipe.
+                tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+                Ok((child, format!("127.0.0.1:{port}")))
+            }
+            None => Err(KubeError::Command {
+                what: format!("kubectl port-forward {target}"),
+                detail: "no port within 30 s".into(),
+            }),
+        }
+    }
+}
+
+/// The pinned helm/kubectl, as for the local target's binaries.
+pub fn tools(bin_dir: Option<&Path>) -> Result<(PathBuf, PathBuf), scaletest_cluster::binaries::MissingBinary> {
+    let dir = bin_dir.map(Path::to_path_buf).unwrap_or_else(scaletest_cluster::binaries::default_bin_dir);
+    Ok((scaletest_cluster::binaries::find("kubectl", &dir)?, scaletest_cluster::binaries::find("helm", &dir)?))
+}
+
+impl Kube {
+    /// Total allocatable memory of the target's Nodes, in GB (the budget rule's input).
+    pub async fn memory_gb(&self) -> Result<f64, KubeError> {
+        let out = Self::check(
+            "kubectl get nodes",
+            self.kubectl(&[
+                "get",
+                "nodes",
+                "-o",
+                "jsonpath={range .items[*]}{.status.allocatable.memory}{\"\\n\"}{end}",
+            ]),
+        )
+        .await?;
+        let bytes: u64 = out.lines().filter_map(|q| scaletest_core::quantity::parse_memory_bytes(q.trim()).ok()).sum();
+        Ok(bytes as f64 / 1e9)
+    }
+}
+
+/// One helm release of `charts/scaletest`, and how to reach its Prometheus.
+pub struct KubeRun {
+    pub kube: Kube,
+    pub release: String,
+    pub namespace: String,
+    pub prometheus: Option<(Child, String)>,
+}
+
+/// The chart, found from the working directory (a checkout) or next to the binaries.
+fn chart_dir() -> PathBuf {
+    let here = PathBuf::from("charts/scaletest");
+    if here.is_dir() {
+        return here;
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    exe.ancestors().map(|a| a.join("charts/scaletest")).find(|p| p.is_dir()).unwrap_or(here)
+}
+
+impl KubeRun {
+    pub fn new(kube: Kube, stamp: &str) -> Self {
+        // Release names are at most 53 characters; the stamp keeps them unique.
+        let release = format!("st-{}", stamp.to_ascii_lowercase());
+        Self { kube, namespace: "scaletest".into(), release, prometheus: None }
+    }
+
+    fn fullname(&self) -> String {
+        format!("{}-scaletest", self.release).chars().take(40).collect::<String>().trim_end_matches('-').to_string()
+    }
+
+    pub async fn install(&self, profile: &Path, run_id: &str) -> Result<(), KubeError> {
+        let chart = chart_dir();
+        let profile_arg = format!("profile={}", profile.display());
+        let run_arg = format!("runId={run_id}");
+        let cmd = self.kube.helm(&[
+            "install",
+            &self.release,
+            &chart.display().to_string(),
+            "--namespace",
+            &self.namespace,
+            "--create-namespace",
+            "--set-file",
+            &profile_arg,
+            "--set-string",
+            &run_arg,
+            "--set",
+            "harness.loadGate=true",
+            "--timeout",
+            "5m",
+        ]);
+        Kube::check("helm install", cmd).await.map(|_| ())
+    }
+
+    /// Port-forwards the release's Prometheus once its Pod is ready.
+    pub async fn forward_prometheus(
+        &mut self,
+        timeout: Duration,
+        shutdown: &tokio_util::sync::CancellationToken,
+    ) -> Result<String, KubeError> {
+        let deploy = format!("deploy/{}-prometheus", self.fullname());
+        let wait = self.kube.kubectl(&[
+            "-n",
+            &self.namespace,
+            "rollout",
+            "status",
+            &deploy,
+            &format!("--timeout={}s", timeout.as_secs().max(1)),
+        ]);
+        tokio::select! {
+            r = Kube::check("Prometheus rollout", wait) => { r?; }
+            _ = shutdown.cancelled() => return Err(KubeError::Command { what: "Prometheus rollout".into(), detail: "interrupted".into() }),
+        }
+        let svc = format!("svc/{}-prometheus", self.fullname());
+        let (child, addr) = self.kube.port_forward(&self.namespace, &svc, 9090).await?;
+        self.prometheus = Some((child, addr.clone()));
+        Ok(addr)
+    }
+
+    fn cluster_selector(&self) -> String {
+        format!("app.kubernetes.io/instance={},app.kubernetes.io/component=cluster", self.release)
+    }
+
+    /// Lets every load-driver start (`harness.loadGate`).
+    pub async fn open_load_gates(&self) -> Result<(), KubeError> {
+        let pods = Kube::check(
+            "kubectl get pods",
+            self.kube.kubectl(&["-n", &self.namespace, "get", "pods", "-l", &self.cluster_selector(), "-o", "name"]),
+        )
+        .await?;
+        for pod in pods.lines().filter(|l| !l.is_empty()) {
+            let cmd = self.kube.kubectl(&[
+                "-n",
+                &self.namespace,
+                "exec",
+                pod,
+                "-c",
+                "cluster",
+                "--",
+                "touch",
+                "/var/lib/scaletest/load-gate",
+            ]);
+            Kube::check("kubectl exec (load gate)", cmd).await?;
+        }
+        Ok(())
+    }
+
+    /// TSDB snapshot through the admin API, streamed out of the Prometheus Pod.
+    pub async fn snapshot(&self, addr: &str, tar: &Path) -> Result<(), KubeError> {
+        let dir = crate::prom::snapshot(addr, Path::new("/prometheus"))
+            .await
+            .map_err(|e| KubeError::Command { what: "snapshot".into(), detail: e.to_string() })?;
+        let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let deploy = format!("deploy/{}-prometheus", self.fullname());
+        let out = self
+            .kube
+            .kubectl(&[
+                "-n",
+                &self.namespace,
+                "exec",
+                &deploy,
+                "--",
+                "tar",
+                "-C",
+                "/prometheus/snapshots",
+                "-czf",
+                "-",
+                &name,
+            ])
+            .output()
+            .await
+            .map_err(|e| KubeError::Command { what: "kubectl exec tar".into(), detail: e.to_string() })?;
+        if !out.status.success() {
+            return Err(KubeError::Command { what: "kubectl exec tar".into(), detail: first_line(&out.stderr) });
+        }
+        std::fs::write(tar, out.stdout)
+            .map_err(|e| KubeError::Command { what: "write snapshot".into(), detail: e.to_string() })
+    }
+
+    /// `helm uninstall --wait`, then a check that nothing labelled with the run id is left.
+    pub async fn uninstall(mut self, run_id: &str) -> Result<(), KubeError> {
+        self.prometheus = None; // stops the port-forward
+        Kube::check(
+            "helm uninstall",
+            self.kube.helm(&["uninstall", &self.release, "--namespace", &self.namespace, "--wait", "--timeout", "5m"]),
+        )
+        .await?;
+        let left = Kube::check(
+            "kubectl get (leftovers)",
+            self.kube.kubectl(&[
+                "-n",
+                &self.namespace,
+                "get",
+                "statefulsets,deployments,services,configmaps,serviceaccounts,roles,rolebindings",
+                "-l",
+                &format!("{}={run_id}", scaletest_core::constants::RUN_LABEL),
+                "-o",
+                "name",
+            ]),
+        )
+        .await?;
+        if left.trim().is_empty() {
+            Ok(())
+        } else {
+            Err(KubeError::Command {
+                what: "teardown".into(),
+                detail: format!("left behind: {}", left.split_whitespace().collect::<Vec<_>>().join(", ")),
+            })
+        }
+    }
+}
