@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(os.environ.get("SCALETEST_CLUSTER_BIN", ROOT / "target/release/scaletest-cluster"))
 RUNS = int(os.environ.get("RUNS", "3"))
 IDLE = float(os.environ.get("IDLE_SECONDS", "30"))
-COMPONENTS = ["kine", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
+COMPONENTS = ["kine", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "scaletest-node-creator"]
 
 
 def rss_kib(pid):
@@ -89,7 +89,7 @@ def main():
         f"Measured {result['date']} on {os.cpu_count()} CPUs by `make bench` "
         f"({RUNS} cold starts, RSS after {IDLE:.0f} s idle; medians).",
         "",
-        f"Cold start to Ready (kine → apiserver → CRDs → controller-manager → scheduler → kwok): "
+        f"Cold start to Ready (kine → apiserver → CRDs → controller-manager → scheduler → kwok → node-creator): "
         f"**{result['startupSecondsMedian']:.2f} s**",
         "",
         "| component | idle RSS (MiB) |",
