@@ -43,11 +43,12 @@ test: upstream
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 
-## bench: measure cold start and idle RSS of one simulated cluster into results/
+## bench: measure one simulated cluster (cold start, idle RSS) and the harness (node-creator, pod-shim rates) into results/
 .PHONY: bench
 bench: upstream
 	$(CARGO) build --release --workspace --bins
 	scripts/bench-cluster-start.py
+	scripts/bench-harness.py
 
 ## crds: regenerate crds/*.yaml from the Rust types
 .PHONY: crds
