@@ -80,6 +80,7 @@ pub fn component(program: &Path, config: &Path, tsdb: &Path, port: u16) -> Compo
         ],
         env: vec![],
         files: vec![],
+        dirs: vec![],
         probe: Probe::Http(format!("http://127.0.0.1:{port}/-/ready")),
         metrics: None,
     }

@@ -31,6 +31,8 @@ pub struct Component {
     pub env: Vec<(String, String)>,
     /// Files written into the data dir before the first start.
     pub files: Vec<(PathBuf, String)>,
+    /// Directories it writes into, created before the first start.
+    pub dirs: Vec<PathBuf>,
     pub probe: Probe,
     pub metrics: Option<MetricsTarget>,
 }
@@ -124,6 +126,7 @@ pub fn kine(l: &Layout, program: &Path) -> Component {
         ],
         env: vec![],
         files: vec![],
+        dirs: vec![l.dir("kine")],
         probe: Probe::Tcp(l.ports.kine),
         metrics: l.target("http", l.ports.kine_metrics, None),
     }
@@ -159,6 +162,7 @@ pub fn kube_apiserver(l: &Layout, program: &Path) -> Component {
         args,
         env: vec![],
         files: vec![],
+        dirs: vec![l.dir("apiserver")],
         probe: Probe::Http(format!("https://127.0.0.1:{}/readyz", l.ports.apiserver)),
         metrics: l.target(
             "https",
@@ -210,6 +214,7 @@ pub fn kube_controller_manager(l: &Layout, program: &Path) -> Component {
         args,
         env: vec![],
         files: vec![],
+        dirs: vec![l.dir("controller-manager")],
         probe: Probe::Http(format!("https://127.0.0.1:{}/healthz", l.ports.controller_manager)),
         metrics: l.target("https", l.ports.controller_manager, Layout::insecure_tls()),
     }
@@ -253,6 +258,7 @@ pub fn kube_scheduler(l: &Layout, program: &Path) -> Component {
         args,
         env: vec![],
         files: vec![(config, scheduler_config(&l.kubeconfig()))],
+        dirs: vec![l.dir("scheduler")],
         probe: Probe::Http(format!("https://127.0.0.1:{}/healthz", l.ports.scheduler)),
         metrics: l.target("https", l.ports.scheduler, Layout::insecure_tls()),
     }
@@ -290,6 +296,7 @@ pub fn kwok(l: &Layout, program: &Path) -> Component {
         // kwok also reads ~/.kwok/kwok.yaml: keep a user's file out of the run.
         env: vec![("HOME".into(), p(&dir))],
         files: vec![(stages, body + "\n")],
+        dirs: vec![dir.clone()],
         probe: Probe::Http(format!("http://127.0.0.1:{}/healthz", l.ports.kwok)),
         metrics: l.target("http", l.ports.kwok, None),
     }

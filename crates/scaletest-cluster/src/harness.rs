@@ -52,6 +52,7 @@ fn base(l: &Layout, name: &'static str, program: &Path, port: u16) -> Component 
         args: vec![format!("--kubeconfig={}", l.pki.admin_kubeconfig.display()), format!("--metrics-addr={addr}")],
         env: vec![("NO_COLOR".into(), "1".into())],
         files: vec![],
+        dirs: vec![],
         probe: Probe::Http(format!("http://127.0.0.1:{port}/readyz")),
         metrics: Some(scaletest_core::endpoints::MetricsTarget {
             scheme: "http".into(),
@@ -101,6 +102,7 @@ pub fn harness(l: &Layout, programs: &HarnessPrograms, spec: &HarnessSpec) -> Ve
                 args: cmd.command[1..].to_vec(),
                 env: vec![(SUT_KUBECONFIG_ENV.into(), kubeconfig.clone()), ("KUBECONFIG".into(), kubeconfig)],
                 files: vec![],
+                dirs: vec![],
                 probe: Probe::Started,
                 metrics: None,
             });

@@ -225,15 +225,8 @@ pub async fn start_one(
         }
         std::fs::write(path, body).map_err(io(path))?;
     }
-    // Components write into their own data subdirectories.
-    for arg in &c.args {
-        if let Some(dir) = arg.strip_prefix("--cert-dir=") {
-            std::fs::create_dir_all(dir).map_err(io(Path::new(dir)))?;
-        }
-    }
-    if c.name == "kine" {
-        let d = logs.parent().unwrap_or(logs).join("kine");
-        std::fs::create_dir_all(&d).map_err(io(&d))?;
+    for dir in &c.dirs {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
     }
     let log = logs.join(format!("{}.log", c.name));
     tracing::info!(component = c.name, log = %log.display(), "starting");
