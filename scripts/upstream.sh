@@ -31,7 +31,7 @@ build_kubernetes() {
   local v=$KUBERNETES_VERSION out="$store/kubernetes@$KUBERNETES_VERSION"
   local bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
   if built kubernetes "$v"; then log "kubernetes $v: cached"; else
-    log "kubernetes $v: building ${bins[*]} (cold: ~15-25 min on 2 cores)"
+    log "kubernetes $v: building ${bins[*]} (cold: ~8-11 min on 2 cores)"
     local minor=${v#v1.}; minor=${minor%%.*}
     local date; date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
     local ld="" p
