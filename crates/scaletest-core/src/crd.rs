@@ -36,6 +36,8 @@ pub struct CapacityRequestSpec {
 #[serde(rename_all = "camelCase")]
 pub struct Need {
     /// Number of Pods.
+    // The bound keeps every typed (u32) watcher from meeting a value it cannot decode.
+    #[schemars(range(max = 4294967295u32))]
     pub count: u32,
     /// CPU per Pod.
     pub cpu: Quantity,
