@@ -3,7 +3,6 @@
 pub mod baseline;
 pub mod cli;
 pub mod estimate;
-pub mod http;
 pub mod kube;
 pub mod local;
 pub mod prom;

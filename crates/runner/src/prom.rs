@@ -7,7 +7,7 @@ use scaletest_cluster::components::{Component, Probe};
 use scaletest_core::endpoints::Endpoints;
 use serde_json::{Value, json};
 
-use crate::http::{self, HttpError};
+use scaletest_core::http::{self, HttpError};
 
 pub const SCRAPE_INTERVAL: &str = "5s";
 

@@ -13,12 +13,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{RunArgs, TargetKind};
 use crate::estimate;
-use crate::http;
 use crate::kube::KubeRun;
 use crate::local::{self, LocalCluster};
 use crate::prom;
 use crate::report;
 use crate::summary::{ClusterResult, Cost, Scale, SloResult, Summary, Target};
+use scaletest_core::http;
 
 /// How a run ended, for the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

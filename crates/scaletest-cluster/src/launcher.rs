@@ -68,10 +68,6 @@ impl ClusterProcess {
         Ok(Self { name: name.to_string(), data_dir: data_dir.to_owned(), log_file, child })
     }
 
-    pub fn pid(&self) -> Option<u32> {
-        self.child.id()
-    }
-
     pub fn endpoints_path(&self) -> PathBuf {
         self.data_dir.join(endpoints::FILE_NAME)
     }

@@ -104,13 +104,6 @@ impl Supervised {
         Ok(Self { name, log_file, state: rx, stop, task })
     }
 
-    pub fn pid(&self) -> Option<u32> {
-        match *self.state.borrow() {
-            ChildState::Running { pid, .. } => Some(pid),
-            _ => None,
-        }
-    }
-
     /// SIGTERM to the process group, SIGKILL after the grace period; returns
     /// once the child has been reaped.
     pub async fn stop(self) {

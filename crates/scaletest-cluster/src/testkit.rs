@@ -186,13 +186,7 @@ pub fn is_unschedulable(pod: &Pod) -> bool {
 /// Body of `GET path` on a plain-HTTP loopback server; None while it does not
 /// answer or answers anything but 200.
 pub async fn http_get(address: &str, path: &str) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(address).await.ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes()).await.ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.ok()?;
-    let (head, body) = out.split_once("\r\n\r\n")?;
-    (head.split_whitespace().nth(1) == Some("200")).then(|| body.to_string())
+    scaletest_core::http::get(address, path).await.ok()
 }
 
 /// Text of the metrics endpoint at `address`; panics if it does not answer 200.

@@ -12,6 +12,7 @@ pub mod constants;
 pub mod crd;
 pub mod density;
 pub mod endpoints;
+pub mod http;
 pub mod metrics;
 pub mod profile;
 pub mod quantity;
