@@ -3,6 +3,7 @@
 # outside the clone, skipping any already built at its pinned version.
 #   scripts/upstream.sh build        build (or reuse) everything, print the bin dir
 #   scripts/upstream.sh bin-dir      print the bin dir only
+#   scripts/upstream.sh bench        also build the peers `make bench` compares with (kube-burner)
 # Release-binary downloads are never used: only package registries are reachable
 # here and on air-gapped runners.
 set -euo pipefail
@@ -60,6 +61,24 @@ go_install() { # go_install NAME VERSION MODULE_PKG BINARY
   link "$name" "$v" "$b"
 }
 
+build_kube_burner() {
+  # Its go.mod has a replace directive, so `go install pkg@version` refuses it:
+  # fetch the module through the proxy and `go build` inside it instead.
+  local v=$KUBE_BURNER_VERSION out="$store/kube-burner@$KUBE_BURNER_VERSION"
+  if built kube-burner "$v"; then log "kube-burner $v: cached"; else
+    log "kube-burner $v: go build from github.com/kube-burner/kube-burner@$v"
+    local dir
+    dir=$(go mod download -json "github.com/kube-burner/kube-burner@$v" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+    [ -d "$dir" ] || { echo "go mod download github.com/kube-burner/kube-burner@$v gave no directory" >&2; exit 1; }
+    mkdir -p "$out"
+    (cd "$dir" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath \
+      -ldflags "-s -w -X github.com/cloud-bulldozer/go-commons/version.Version=$v -X github.com/cloud-bulldozer/go-commons/version.GitCommit=module-proxy" \
+      -o "$out/kube-burner" ./cmd/kube-burner)
+    touch "$out/.done"
+  fi
+  link kube-burner "$v" kube-burner
+}
+
 install_prometheus() {
   if command -v prometheus >/dev/null 2>&1; then log "prometheus: $(command -v prometheus)"; return; fi
   log "prometheus: apt-get install $PROMETHEUS_DEBIAN_PACKAGE"
@@ -88,6 +107,11 @@ case "${1:-build}" in
     if [ "${SCALETEST_SKIP_PROMETHEUS:-}" != 1 ]; then install_prometheus; fi
     echo "$bin"
     ;;
+  bench)
+    need_go
+    build_kube_burner
+    echo "$bin"
+    ;;
   prometheus) install_prometheus ;;
-  *) echo "usage: $0 [build|bin-dir|prometheus]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|bin-dir|bench|prometheus]" >&2; exit 2 ;;
 esac
