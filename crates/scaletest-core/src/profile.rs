@@ -75,6 +75,9 @@ pub struct Profile {
     pub cost_estimate: CostEstimate,
     #[serde(default)]
     pub durations: Durations,
+    /// Faults injected during the soak (failover runs). Absent: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<Fault>,
 }
 
 /// How many simulated clusters the run starts.
@@ -452,6 +455,137 @@ impl From<Sut> for SutSpec {
     }
 }
 
+/// One entry of `faults`: hit one component of some (default: every) simulated cluster
+/// at an offset into the soak (`at`) or periodically (`every`).
+///
+/// ```yaml
+/// faults:
+///   - {at: 30s, target: sut, action: kill}
+///   - {every: 10m, target: kube-apiserver, action: stop, for: 15s, clusters: [0, 1]}
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Fault {
+    /// Offset from the start of the soak; less than `durations.soak`.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "option_duration_string")]
+    pub at: Option<Duration>,
+    /// Interval: first at `every`, then every `every` while the soak lasts.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "option_duration_string")]
+    pub every: Option<Duration>,
+    pub target: FaultTarget,
+    pub action: FaultAction,
+    /// How long `action: stop` holds the component stopped (SIGSTOP, then SIGCONT).
+    #[serde(rename = "for", default, skip_serializing_if = "Option::is_none", with = "option_duration_string")]
+    pub hold: Option<Duration>,
+    /// Indices (0-based) of the simulated clusters to hit. Absent: all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clusters: Option<Vec<u32>>,
+}
+
+impl Fault {
+    /// Whether the fault hits cluster `index`.
+    pub fn hits(&self, index: u32) -> bool {
+        self.clusters.as_ref().is_none_or(|c| c.contains(&index))
+    }
+}
+
+/// A component of a simulated cluster that a fault can hit (its supervisor's child name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultTarget {
+    Sut,
+    KubeApiserver,
+    Kine,
+    KubeControllerManager,
+    KubeScheduler,
+    Kwok,
+    NodeCreator,
+    PodShim,
+    LoadDriver,
+}
+
+impl FaultTarget {
+    pub const ALL: [Self; 9] = [
+        Self::Sut,
+        Self::KubeApiserver,
+        Self::Kine,
+        Self::KubeControllerManager,
+        Self::KubeScheduler,
+        Self::Kwok,
+        Self::NodeCreator,
+        Self::PodShim,
+        Self::LoadDriver,
+    ];
+
+    /// The component name, as the supervisor and `endpoints.json` spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sut => "sut",
+            Self::KubeApiserver => "kube-apiserver",
+            Self::Kine => "kine",
+            Self::KubeControllerManager => "kube-controller-manager",
+            Self::KubeScheduler => "kube-scheduler",
+            Self::Kwok => "kwok",
+            Self::NodeCreator => "node-creator",
+            Self::PodShim => "pod-shim",
+            Self::LoadDriver => "load-driver",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+
+    /// The scheduler mode this component only runs in, if any.
+    pub fn needs_scheduler(self) -> Option<Scheduler> {
+        match self {
+            Self::KubeScheduler | Self::NodeCreator => Some(Scheduler::KubeScheduler),
+            Self::PodShim => Some(Scheduler::PodShim),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for FaultTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a fault does to its target's process group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FaultAction {
+    /// SIGKILL: a crash. The supervisor restarts it.
+    Kill,
+    /// SIGSTOP for `for`, then SIGCONT: a hang (GC pause, frozen VM, partition).
+    Stop,
+    /// SIGTERM: a graceful restart (rollout). The supervisor starts it again.
+    Restart,
+}
+
+impl FaultAction {
+    pub const ALL: [Self; 3] = [Self::Kill, Self::Stop, Self::Restart];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Kill => "kill",
+            Self::Stop => "stop",
+            Self::Restart => "restart",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+}
+
+impl fmt::Display for FaultAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A pass/fail check on one PromQL value at the end of the soak.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -791,7 +925,7 @@ impl Profile {
         self.validate_cost()?;
         positive_duration("durations.soak", self.durations.soak)?;
         positive_duration("durations.steadyStateTimeout", self.durations.steady_state_timeout)?;
-        Ok(())
+        self.validate_faults()
     }
 
     fn validate_kwok(&self) -> Result<(), Violation> {
@@ -959,6 +1093,121 @@ impl Profile {
     }
 }
 
+impl Profile {
+    /// Fault times fall within the soak (a runner `--duration` override sets
+    /// `durations.soak` and validates again), each target runs in this profile.
+    fn validate_faults(&self) -> Result<(), Violation> {
+        let soak = self.durations.soak;
+        let soak_text = humantime::format_duration(soak);
+        for (i, fault) in self.faults.iter().enumerate() {
+            let at = |key: &str| format!("faults[{i}].{key}");
+            match (fault.at, fault.every) {
+                (None, None) => {
+                    return Err(Violation::new(
+                        format!("faults[{i}]"),
+                        "exactly one of `at` (an offset into the soak) or `every` (an interval)",
+                        "neither",
+                    ));
+                }
+                (Some(_), Some(_)) => {
+                    return Err(Violation::new(
+                        at("every"),
+                        "exactly one of `at` (an offset into the soak) or `every` (an interval)",
+                        "both",
+                    ));
+                }
+                (Some(offset), None) => {
+                    let end = offset + fault.hold.unwrap_or_default();
+                    if offset >= soak || end > soak {
+                        return Err(Violation::new(
+                            at("at"),
+                            format!("an offset within the soak (durations.soak = {soak_text}), `for` included"),
+                            humantime::format_duration(offset),
+                        ));
+                    }
+                }
+                (None, Some(every)) => {
+                    if every.is_zero() || every > soak {
+                        return Err(Violation::new(
+                            at("every"),
+                            format!("a positive interval no longer than the soak (durations.soak = {soak_text})"),
+                            humantime::format_duration(every),
+                        ));
+                    }
+                }
+            }
+            if let Some(needs) = fault.target.needs_scheduler()
+                && needs != self.harness.scheduler
+            {
+                return Err(Violation::new(
+                    at("target"),
+                    format!(
+                        "a component this profile runs ({} runs only with harness.scheduler: {needs}; it is {})",
+                        fault.target, self.harness.scheduler
+                    ),
+                    fault.target,
+                ));
+            }
+            match (fault.action, fault.hold) {
+                (FaultAction::Stop, None) => {
+                    return Err(Violation::new(
+                        at("for"),
+                        "how long to hold the component stopped (action: stop needs it), e.g. \"10s\"",
+                        "nothing",
+                    ));
+                }
+                (FaultAction::Stop, Some(hold)) => {
+                    positive_duration(&at("for"), hold)?;
+                    if let Some(every) = fault.every
+                        && hold >= every
+                    {
+                        return Err(Violation::new(
+                            at("for"),
+                            format!("a hold shorter than `every` ({})", humantime::format_duration(every)),
+                            humantime::format_duration(hold),
+                        ));
+                    }
+                }
+                (action, Some(hold)) => {
+                    return Err(Violation::new(
+                        at("for"),
+                        format!("no `for` (only action: stop takes one; action is {action})"),
+                        humantime::format_duration(hold),
+                    ));
+                }
+                (_, None) => {}
+            }
+            if let Some(clusters) = &fault.clusters {
+                if clusters.is_empty() {
+                    return Err(Violation::new(
+                        at("clusters"),
+                        "a non-empty list of cluster indices (leave it out for every cluster)",
+                        "an empty list",
+                    ));
+                }
+                let count = self.kwok.cluster_count;
+                for (j, &c) in clusters.iter().enumerate() {
+                    if c >= count {
+                        return Err(Violation::new(
+                            format!("faults[{i}].clusters[{j}]"),
+                            format!("a cluster index in 0..{count} (kwok.clusterCount)"),
+                            c,
+                        ));
+                    }
+                    if clusters[..j].contains(&c) {
+                        return Err(Violation::new(
+                            format!("faults[{i}].clusters[{j}]"),
+                            "an index not already listed",
+                            c,
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 fn validate_name(name: &str) -> Result<(), Violation> {
     let dns_label = !name.is_empty()
         && name.len() <= MAX_NAME_LEN
@@ -1069,6 +1318,24 @@ mod duration_string {
             humantime::parse_duration(text)
                 .map_err(|err| E::custom(format_args!("invalid value: string {text:?} ({err}), expected {EXPECTED}")))
         }
+    }
+}
+
+/// `Option<Duration>` as an optional humantime string (absent = `None`).
+mod option_duration_string {
+    use std::time::Duration;
+
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Option<Duration>, serializer: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(d) => super::duration_string::serialize(d, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+        super::duration_string::deserialize(deserializer).map(Some)
     }
 }
 
@@ -1333,6 +1600,43 @@ costEstimate: {awsSpotUsdPerHour: 1.0, vcpu: 4, memoryGb: 8}
             ("durations.steadyStateTimeout", |p| {
                 p.durations.steady_state_timeout = Duration::ZERO;
             }),
+            ("faults[0]", |p| p.faults = vec![Fault { at: None, ..fault() }]),
+            ("faults[0].every", |p| p.faults = vec![Fault { every: Some(Duration::from_secs(10)), ..fault() }]),
+            ("faults[0].at", |p| p.faults = vec![Fault { at: Some(Duration::from_secs(120)), ..fault() }]),
+            ("faults[0].at", |p| {
+                p.faults = vec![Fault {
+                    at: Some(Duration::from_secs(110)),
+                    action: FaultAction::Stop,
+                    hold: Some(Duration::from_secs(11)),
+                    ..fault()
+                }];
+            }),
+            ("faults[0].every", |p| p.faults = vec![Fault { at: None, every: Some(Duration::ZERO), ..fault() }]),
+            ("faults[0].every", |p| {
+                p.faults = vec![Fault { at: None, every: Some(Duration::from_secs(121)), ..fault() }];
+            }),
+            ("faults[0].target", |p| p.faults = vec![Fault { target: FaultTarget::PodShim, ..fault() }]),
+            ("faults[0].target", |p| {
+                p.harness.scheduler = Scheduler::PodShim;
+                p.faults = vec![Fault { target: FaultTarget::NodeCreator, ..fault() }];
+            }),
+            ("faults[0].for", |p| p.faults = vec![Fault { action: FaultAction::Stop, ..fault() }]),
+            ("faults[0].for", |p| {
+                p.faults = vec![Fault { action: FaultAction::Stop, hold: Some(Duration::ZERO), ..fault() }];
+            }),
+            ("faults[0].for", |p| p.faults = vec![Fault { hold: Some(Duration::from_secs(5)), ..fault() }]),
+            ("faults[0].for", |p| {
+                p.faults = vec![Fault {
+                    at: None,
+                    every: Some(Duration::from_secs(10)),
+                    action: FaultAction::Stop,
+                    hold: Some(Duration::from_secs(10)),
+                    ..fault()
+                }];
+            }),
+            ("faults[1].clusters", |p| p.faults = vec![fault(), Fault { clusters: Some(vec![]), ..fault() }]),
+            ("faults[0].clusters[1]", |p| p.faults = vec![Fault { clusters: Some(vec![0, 2]), ..fault() }]),
+            ("faults[0].clusters[1]", |p| p.faults = vec![Fault { clusters: Some(vec![1, 1]), ..fault() }]),
         ];
         assert!(minimal().validate().is_ok());
         for (field, breaker) in cases {
@@ -1342,6 +1646,71 @@ costEstimate: {awsSpotUsdPerHour: 1.0, vcpu: 4, memoryGb: 8}
             assert_eq!(violation.field, *field, "{violation}");
             assert!(!violation.expected.is_empty() && !violation.found.is_empty());
             assert!(!violation.to_string().contains('\n'), "{violation}");
+        }
+    }
+
+    /// A valid fault for [`minimal`] (2 clusters, 2 min soak).
+    fn fault() -> Fault {
+        Fault {
+            at: Some(Duration::from_secs(30)),
+            every: None,
+            target: FaultTarget::Sut,
+            action: FaultAction::Kill,
+            hold: None,
+            clusters: None,
+        }
+    }
+
+    #[test]
+    fn faults_parse_and_round_trip() {
+        let text = format!(
+            "{MINIMAL}faults:\n  - {{at: 30s, target: sut, action: kill}}\n  - {{every: 1m, target: kube-apiserver, action: stop, for: 10s, clusters: [1]}}\n  - {{at: 0s, target: kine, action: restart}}\n"
+        );
+        let p = parse_str(&text, Path::new("t.yaml")).unwrap();
+        assert_eq!(p.faults.len(), 3);
+        assert_eq!(p.faults[0], fault());
+        let f = &p.faults[1];
+        assert_eq!(
+            (f.every, f.target, f.action),
+            (Some(Duration::from_secs(60)), FaultTarget::KubeApiserver, FaultAction::Stop)
+        );
+        assert_eq!((f.hold, f.clusters.clone()), (Some(Duration::from_secs(10)), Some(vec![1])));
+        assert!(f.hits(1) && !f.hits(0) && p.faults[0].hits(0));
+        assert_eq!(p.faults[2].at, Some(Duration::ZERO));
+        let again = serde_yaml_ng::to_string(&p).unwrap();
+        assert!(again.contains("for: 10s"), "{again}");
+        assert_eq!(parse_str(&again, Path::new("t.yaml")).unwrap(), p);
+        for t in FaultTarget::ALL {
+            assert_eq!(FaultTarget::parse(t.as_str()), Some(t));
+        }
+        for a in FaultAction::ALL {
+            assert_eq!(FaultAction::parse(a.as_str()), Some(a));
+        }
+    }
+
+    #[test]
+    fn malformed_faults_name_their_field() {
+        let cases = [
+            ("- {at: 30s, target: etcd, action: kill}", "faults[0].target", "unknown variant `etcd`"),
+            ("- {at: 30s, target: sut, action: nuke}", "faults[0].action", "unknown variant `nuke`"),
+            ("- {at: soon, target: sut, action: kill}", "faults[0].at", "expected a duration such as"),
+            ("- {at: 30s, target: sut, action: kill, when: 1}", "faults[0].when", "unknown field `when`"),
+            ("- {at: 30s, action: kill}", "faults[0].target", "required field missing"),
+            (
+                "- {at: 30s, target: sut, action: kill, clusters: [-1]}",
+                "faults[0].clusters[0]",
+                "expected a non-negative integer",
+            ),
+            ("- {target: sut, action: kill}", "faults[0]", "expected exactly one of `at`"),
+            ("- {at: 3m, target: sut, action: kill}", "faults[0].at", "expected an offset within the soak"),
+            ("- {at: 1m, target: sut, action: stop}", "faults[0].for", "action: stop needs it"),
+        ];
+        for (entry, field, needle) in cases {
+            let err = parse_err(&format!("{MINIMAL}faults:\n  {entry}\n"));
+            assert_eq!(err.field(), Some(field), "{err}");
+            let shown = err.to_string();
+            assert!(shown.starts_with(&format!("profiles/t.yaml: {field}: ")), "{shown}");
+            assert!(shown.contains(needle), "{shown}");
         }
     }
 

@@ -23,6 +23,8 @@ fn yaml_value() -> impl Strategy<Value = String> {
         Just("null".to_string()),
         Just("true".to_string()),
         Just("\"\"".to_string()),
+        prop::sample::select(vec!["sut", "kube-apiserver", "kine", "pod-shim", "kill", "stop", "restart", "-1"])
+            .prop_map(str::to_string),
     ];
     let keys = prop::sample::select(vec![
         "name",
@@ -56,6 +58,13 @@ fn yaml_value() -> impl Strategy<Value = String> {
         "soak",
         "seed",
         "qps",
+        "faults",
+        "at",
+        "every",
+        "target",
+        "action",
+        "for",
+        "clusters",
     ]);
     leaf.prop_recursive(4, 48, 6, move |inner| {
         prop_oneof![
@@ -66,6 +75,39 @@ fn yaml_value() -> impl Strategy<Value = String> {
             }),
         ]
     })
+}
+
+/// One `faults` entry from valid and invalid parts alike.
+fn fault_entry() -> impl Strategy<Value = String> {
+    let time = prop_oneof![
+        Just(None),
+        prop::sample::select(vec!["0s", "5s", "29s", "30s", "31s", "1m", "2h", "soon", "-1s", "0"]).prop_map(Some),
+    ];
+    let target = prop::sample::select(vec![
+        "sut",
+        "kube-apiserver",
+        "kine",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kwok",
+        "node-creator",
+        "pod-shim",
+        "load-driver",
+        "etcd",
+        "",
+    ]);
+    let action = prop::sample::select(vec!["kill", "stop", "restart", "pause", ""]);
+    let clusters = prop_oneof![Just(None), prop::collection::vec(-1i64..3, 0..3).prop_map(Some)];
+    (time.clone(), time.clone(), target, action, time, clusters).prop_map(
+        |(at, every, target, action, hold, clusters)| {
+            let mut kv = vec![format!("target: {target:?}"), format!("action: {action:?}")];
+            kv.extend(at.map(|t| format!("at: {t}")));
+            kv.extend(every.map(|t| format!("every: {t}")));
+            kv.extend(hold.map(|t| format!("for: {t}")));
+            kv.extend(clusters.map(|c| format!("clusters: {c:?}")));
+            format!("{{{}}}", kv.join(", "))
+        },
+    )
 }
 
 proptest! {
@@ -79,6 +121,21 @@ proptest! {
     #[test]
     fn schema_shaped_yaml_never_panics(doc in yaml_value()) {
         check(&doc);
+    }
+
+    /// The smoke profile (1 cluster, 30 s soak) plus random `faults`: parses, or fails
+    /// naming a `faults` field and the file.
+    #[test]
+    fn random_faults_fail_on_their_own_field(entries in prop::collection::vec(fault_entry(), 1..4)) {
+        let smoke = include_str!("../../../profiles/smoke.yaml");
+        let text = format!("{smoke}\nfaults:\n{}", entries.iter().map(|e| format!("  - {e}\n")).collect::<String>());
+        let origin = "profiles/smoke.yaml";
+        if let Err(e) = scaletest_core::profile::parse_str(&text, Path::new(origin)) {
+            let shown = e.to_string();
+            prop_assert!(shown.starts_with(origin), "{shown}");
+            prop_assert!(e.field().is_some_and(|f| f.starts_with("faults")), "{shown}");
+            prop_assert!(!shown.contains('\n'), "{shown}");
+        }
     }
 
     #[test]

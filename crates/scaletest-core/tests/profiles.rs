@@ -126,6 +126,11 @@ fn failover_soak_is_long_and_churns() {
     let steady = steady.expect("a steady phase");
     assert!(steady.duration >= Duration::from_secs(3600));
     assert!(steady.churn_percent > 0.0);
+    // A real failover soak: the SUT, the apiserver and its storage are each hit.
+    let targets: Vec<&str> = p.faults.iter().map(|f| f.target.as_str()).collect();
+    for t in ["sut", "kube-apiserver", "kine"] {
+        assert!(targets.contains(&t), "failover-soak never hits {t}: {targets:?}");
+    }
 }
 
 #[test]
