@@ -4,6 +4,7 @@
 pub mod binaries;
 pub mod components;
 pub mod config;
+pub mod control;
 pub mod crds;
 pub mod harness;
 pub mod launcher;

@@ -7,6 +7,8 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
@@ -17,7 +19,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::components::Component;
+use crate::control::ChildHandle;
 use crate::metrics::SupervisorMetrics;
+use crate::probe::Prober;
 
 /// What a supervised child is doing now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,6 +86,9 @@ pub struct Supervised {
     pub name: &'static str,
     pub log_file: PathBuf,
     pub state: watch::Receiver<ChildState>,
+    probe: crate::components::Probe,
+    /// Set by an injected fault just before its signal (see [`crate::control`]).
+    injected: Arc<AtomicBool>,
     stop: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -100,8 +107,21 @@ impl Supervised {
         metrics.set_up(component.name, true);
         let stop = CancellationToken::new();
         let name = component.name;
-        let task = tokio::spawn(supervise(component, log, child, policy, metrics, tx, stop.clone()));
-        Ok(Self { name, log_file, state: rx, stop, task })
+        let probe = component.probe.clone();
+        let injected = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(supervise(component, log, child, policy, metrics, tx, stop.clone(), injected.clone()));
+        Ok(Self { name, log_file, state: rx, probe, injected, stop, task })
+    }
+
+    /// What the control routes need to inspect and hit this child.
+    pub fn handle(&self) -> ChildHandle {
+        ChildHandle {
+            name: self.name,
+            state: self.state.clone(),
+            prober: Arc::new(Prober::new(self.probe.clone())),
+            injected: self.injected.clone(),
+            paused: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     /// SIGTERM to the process group, SIGKILL after the grace period; returns
@@ -161,6 +181,7 @@ fn describe(status: std::io::Result<ExitStatus>) -> String {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn supervise(
     c: Component,
     log: File,
@@ -169,6 +190,7 @@ async fn supervise(
     metrics: SupervisorMetrics,
     state: watch::Sender<ChildState>,
     stop: CancellationToken,
+    injected: Arc<AtomicBool>,
 ) {
     let mut starts = 1u32;
     let mut restarts_in_window = 0u32;
@@ -193,19 +215,25 @@ async fn supervise(
             backoff = policy.initial_backoff;
             restarts_in_window = 0;
         }
-        if restarts_in_window >= policy.max_restarts {
+        // An injected fault is the harness's doing, not the child's: restart it at once,
+        // without spending the restart budget (a fault `every: 1m` would exhaust it).
+        let deliberate = injected.swap(false, Ordering::AcqRel);
+        if !deliberate && restarts_in_window >= policy.max_restarts {
             tracing::error!(component = c.name, %status, starts, "exited too often; giving up");
             let _ = state.send(ChildState::GaveUp { status, starts });
             return;
         }
-        tracing::warn!(component = c.name, %status, ?backoff, "exited; restarting");
+        let wait = if deliberate { policy.initial_backoff } else { backoff };
+        tracing::warn!(component = c.name, %status, backoff = ?wait, deliberate, "exited; restarting");
         let _ = state.send(ChildState::Exited { status, starts });
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = stop.cancelled() => { let _ = state.send(ChildState::Stopped); return; }
         }
-        backoff = (backoff * 2).min(policy.max_backoff);
-        restarts_in_window += 1;
+        if !deliberate {
+            backoff = (backoff * 2).min(policy.max_backoff);
+            restarts_in_window += 1;
+        }
         starts += 1;
         match spawn(&c, &log, starts) {
             Ok(new) => {
@@ -227,6 +255,8 @@ async fn terminate(child: &mut Child, grace: Duration) {
     let Some(pid) = child.id() else { return };
     let group = Pid::from_raw(pid as i32);
     let _ = killpg(group, Signal::SIGTERM);
+    // A child held by a stop fault only sees the SIGTERM once resumed.
+    let _ = killpg(group, Signal::SIGCONT);
     if tokio::time::timeout(grace, child.wait()).await.is_err() {
         tracing::warn!(pid, "did not stop within {grace:?}; killing");
     }

@@ -152,7 +152,14 @@ pub async fn run(args: ClusterArgs, shutdown: CancellationToken) -> Result<(), S
     let admin_listener = admin::bind(admin_addr).await?;
     let ready = Readiness::default();
     let admin_stop = CancellationToken::new();
-    let admin_task = tokio::spawn(admin::serve(admin_listener, Arc::new(registry), ready.clone(), admin_stop.clone()));
+    let children = crate::control::Children::default();
+    let admin_task = tokio::spawn(admin::serve_with(
+        admin_listener,
+        Arc::new(registry),
+        ready.clone(),
+        crate::control::router(children.clone()),
+        admin_stop.clone(),
+    ));
 
     let policy = RestartPolicy { max_restarts: args.max_restarts, ..RestartPolicy::default() };
     let mut running: Vec<Supervised> = Vec::new();
@@ -162,6 +169,7 @@ pub async fn run(args: ClusterArgs, shutdown: CancellationToken) -> Result<(), S
             r = start_all(&plan, &logs, policy, &metrics, args.startup_timeout, &mut running, &layout) => r?,
             _ = shutdown.cancelled() => return Err(SupervisorError::Interrupted),
         }
+        children.set(running.iter().map(Supervised::handle).collect());
         let startup = t0.elapsed().as_secs_f64();
         metrics.startup_seconds.set(startup);
         metrics.ready.set(1);

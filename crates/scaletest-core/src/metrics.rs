@@ -63,12 +63,28 @@ pub async fn serve(
     ready: Readiness,
     shutdown: CancellationToken,
 ) -> Result<(), MetricsError> {
+    serve_with(listener, registry, ready, Router::new(), shutdown).await
+}
+
+/// [`serve`] plus the caller's own routes (`extra`), which may read the peer's
+/// address through `ConnectInfo<SocketAddr>` (the supervisor's control routes do).
+pub async fn serve_with(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    ready: Readiness,
+    extra: Router,
+    shutdown: CancellationToken,
+) -> Result<(), MetricsError> {
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .with_state(AdminState { registry, ready });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await.map_err(MetricsError::Serve)
+        .with_state(AdminState { registry, ready })
+        .merge(extra);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .map_err(MetricsError::Serve)
 }
 
 async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
