@@ -20,7 +20,7 @@ use crate::metrics::NodeMetrics;
 pub struct Options {
     /// UpcomingNodes reconciled in parallel.
     pub concurrency: u16,
-    /// Test-only fault: skip every Nth UpcomingNode (0 = never). Lets the
+    /// Test-only fault: skip every Nth UpcomingNode (0 = never), for good. Lets the
     /// failover invariants prove they catch a broken node-creator.
     pub skip_every: u64,
 }
@@ -36,7 +36,33 @@ struct Ctx {
     upcoming: Api<UpcomingNode>,
     metrics: NodeMetrics,
     options: Options,
-    seen: std::sync::atomic::AtomicU64,
+    skips: std::sync::Mutex<Skips>,
+}
+
+/// The `--skip-every` fault, by UpcomingNode: counting reconciles instead would skip a
+/// repeat visit of one already done (harmless), and a skipped one would be made on
+/// its next visit (a watch re-list), so the fault would come and go by timing.
+#[derive(Default)]
+pub struct Skips {
+    seen: std::collections::HashSet<String>,
+    skipped: std::collections::HashSet<String>,
+}
+
+impl Skips {
+    /// Whether to skip `name`: every `every`th distinct name, then always that name.
+    pub fn skip(&mut self, name: &str, every: u64) -> bool {
+        if self.skipped.contains(name) {
+            return true;
+        }
+        if every == 0 || !self.seen.insert(name.to_string()) {
+            return false;
+        }
+        let skip = (self.seen.len() as u64).is_multiple_of(every);
+        if skip {
+            self.skipped.insert(name.to_string());
+        }
+        skip
+    }
 }
 
 async fn reconcile(un: Arc<UpcomingNode>, ctx: Arc<Ctx>) -> Result<Action, MaterializeError> {
@@ -45,8 +71,8 @@ async fn reconcile(un: Arc<UpcomingNode>, ctx: Arc<Ctx>) -> Result<Action, Mater
     }
     let recorded = un.status.as_ref().and_then(|s| s.node_name.as_deref()).is_some();
     if !recorded && ctx.options.skip_every > 0 {
-        let n = ctx.seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        if n.is_multiple_of(ctx.options.skip_every) {
+        let skip = ctx.skips.lock().unwrap_or_else(|e| e.into_inner()).skip(&un.name_any(), ctx.options.skip_every);
+        if skip {
             tracing::warn!(upcoming_node = %un.name_any(), "skipping on purpose (--skip-every)");
             return Ok(Action::await_change());
         }
@@ -91,7 +117,7 @@ pub async fn run(
         upcoming: upcoming.clone(),
         metrics,
         options: options.clone(),
-        seen: Default::default(),
+        skips: Default::default(),
     });
     let controller = Controller::new(upcoming, watcher::Config::default())
         .owns(nodes, watcher::Config::default())
@@ -111,5 +137,22 @@ pub async fn run(
     tokio::select! {
         _ = run => {}
         _ = synced => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Skips;
+
+    #[test]
+    fn skips_every_nth_distinct_upcoming_node_for_good() {
+        let mut s = Skips::default();
+        let names: Vec<String> = (0..7).map(|i| format!("un-{i}")).collect();
+        let first: Vec<bool> = names.iter().map(|n| s.skip(n, 3)).collect();
+        assert_eq!(first, [false, false, true, false, false, true, false]);
+        // Visiting again changes nothing: done ones stay done, skipped ones stay skipped.
+        let again: Vec<bool> = names.iter().map(|n| s.skip(n, 3)).collect();
+        assert_eq!(again, first);
+        assert!(!Skips::default().skip("un-0", 0));
     }
 }

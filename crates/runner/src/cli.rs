@@ -87,4 +87,8 @@ pub struct RunArgs {
     /// Where the upstream binaries are [default: the `make upstream` cache].
     #[arg(long, env = "SCALETEST_BIN_DIR")]
     pub bin_dir: Option<PathBuf>,
+    /// Test-only: every cluster's node-creator skips every Nth UpcomingNode (passed to
+    /// `scaletest-cluster --node-creator-skip-every`), so the invariants have a loss to catch.
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub node_creator_skip_every: u64,
 }

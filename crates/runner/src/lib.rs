@@ -3,6 +3,8 @@
 pub mod baseline;
 pub mod cli;
 pub mod estimate;
+pub mod faults;
+pub mod invariants;
 pub mod kube;
 pub mod local;
 pub mod prom;

@@ -6,6 +6,8 @@ use std::fmt::Write;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::faults::FaultRecord;
+use crate::invariants::InvariantResult;
 use crate::prom::{self, QueryError};
 use crate::summary::SloResult;
 
@@ -81,6 +83,43 @@ pub fn svg(title: &str, unit: &str, points: &[(f64, f64)]) -> String {
     s
 }
 
+/// The invariants and faults of every cluster (name, invariants, faults) as markdown;
+/// empty when nothing was checked.
+pub fn failover_markdown(clusters: &[(String, Vec<InvariantResult>, Vec<FaultRecord>)]) -> String {
+    let mut md = String::new();
+    if clusters.iter().any(|(_, i, _)| !i.is_empty()) {
+        md.push_str("\n## Invariants\n\n| cluster | invariant | verdict | detail |\n|---|---|---|---|\n");
+        for (cluster, invariants, _) in clusters {
+            for i in invariants {
+                let verdict = if i.held { "held" } else { "**FAILED**" };
+                let _ = writeln!(md, "| {cluster} | {} | {verdict} | {} |", i.name, i.detail.replace('|', "\\|"));
+            }
+        }
+    }
+    if clusters.iter().any(|(_, _, f)| !f.is_empty()) {
+        md.push_str(
+            "\n## Faults\n\nRecovery: from the fault until the component is ready again, kube-apiserver is ready and \
+             the load-driver reports steady state.\n\n| cluster | at (s into soak) | target | action | recovery (s) |\n|---|---:|---|---|---:|\n",
+        );
+        for (cluster, _, faults) in clusters {
+            for f in faults {
+                let action = match f.hold_seconds {
+                    Some(h) => format!("{} for {h:.0}s", f.action),
+                    None => f.action.clone(),
+                };
+                let recovery = match (f.recovery_seconds, &f.error) {
+                    (Some(r), _) => format!("{r:.1}"),
+                    (None, Some(e)) => format!("**none**: {e}"),
+                    (None, None) => "**none**".into(),
+                };
+                let _ = writeln!(md, "| {cluster} | {:.1} | {} | {action} | {recovery} |", f.at_seconds, f.target);
+            }
+        }
+    }
+    md
+}
+
+#[allow(clippy::too_many_arguments)]
 pub async fn write(
     prom_addr: &str,
     output: &Path,
@@ -88,6 +127,7 @@ pub async fn write(
     elapsed: Duration,
     metrics: &BTreeMap<String, Option<f64>>,
     slos: &[SloResult],
+    failover: &str,
 ) -> Result<(), QueryError> {
     let end = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
     let start = end - elapsed.as_secs_f64().max(60.0);
@@ -99,6 +139,7 @@ pub async fn write(
         let verdict = if s.passed { "pass" } else { "**FAIL**" };
         let _ = writeln!(md, "| {} | {v} | {:?} {} | {verdict} |", s.name, s.comparison, s.threshold);
     }
+    md.push_str(failover);
     md.push_str("\n## Metrics\n\n| metric | value |\n|---|---:|\n");
     for (k, v) in metrics {
         let _ = writeln!(md, "| {k} | {} |", v.map_or("no data".to_string(), |v| format!("{v:.4}")));
@@ -127,5 +168,26 @@ mod tests {
         let pts = s.split("points=\"").nth(1).unwrap().split('"').next().unwrap();
         assert_eq!(pts.split(' ').count(), 3);
         assert!(svg("t", "", &[]).contains("no data"));
+    }
+
+    #[test]
+    fn failover_sections_name_failed_invariants_and_recoveries() {
+        assert_eq!(failover_markdown(&[("c0".into(), vec![], vec![])]), "");
+        let inv = |held| InvariantResult { name: "upcomingNodesHaveExactlyOneNode".into(), held, detail: "a|b".into() };
+        let fault = |secs| FaultRecord {
+            fault: 0,
+            target: "kine".into(),
+            action: "stop".into(),
+            hold_seconds: Some(5.0),
+            at_seconds: 10.0,
+            injected_at: String::new(),
+            pid: Some(1),
+            recovery_seconds: secs,
+            error: None,
+        };
+        let md = failover_markdown(&[("c0".into(), vec![inv(true), inv(false)], vec![fault(Some(7.26)), fault(None)])]);
+        assert!(md.contains("| c0 | upcomingNodesHaveExactlyOneNode | **FAILED** | a\\|b |"), "{md}");
+        assert!(md.contains("| c0 | 10.0 | kine | stop for 5s | 7.3 |"), "{md}");
+        assert!(md.contains("| **none** |"), "{md}");
     }
 }

@@ -13,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{RunArgs, TargetKind};
 use crate::estimate;
+use crate::faults::{self, FaultRecord};
+use crate::invariants::{self, InvariantResult};
 use crate::kube::KubeRun;
 use crate::local::{self, LocalCluster};
 use crate::prom;
@@ -47,7 +49,15 @@ pub enum Refusal {
     Output { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Missing(String),
+    #[error("{}: {violation} (the soak is --duration {duration})", path.display())]
+    Duration { path: PathBuf, duration: String, violation: profile::Violation },
+    #[error("{0}")]
+    Unsupported(String),
 }
+
+/// How long the end-of-soak invariants may take to hold: a churn or a garbage
+/// collection caught mid-way settles within seconds; a loss never does.
+const INVARIANT_SETTLE: Duration = Duration::from_secs(45);
 
 /// Everything the phases share, and what teardown must undo.
 struct Run {
@@ -61,6 +71,12 @@ struct Run {
     phases: BTreeMap<String, f64>,
     metrics: BTreeMap<String, Option<f64>>,
     slos: Vec<SloResult>,
+    /// Faults injected, by cluster index.
+    faults: Vec<(u32, FaultRecord)>,
+    /// End-of-soak invariants, by cluster name.
+    invariants: BTreeMap<String, Vec<InvariantResult>>,
+    /// Test-only broken node-creator, passed to every supervisor.
+    node_creator_skip_every: u64,
     started: Instant,
 }
 
@@ -70,6 +86,22 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         profile.load_profile.seed = seed;
     }
     let soak = args.duration.unwrap_or(profile.durations.soak);
+    if let Some(d) = args.duration {
+        // Fault times must fall inside the soak actually run.
+        profile.durations.soak = d;
+        profile.validate().map_err(|violation| Refusal::Duration {
+            path: args.profile.clone(),
+            duration: humantime::format_duration(d).to_string(),
+            violation,
+        })?;
+    }
+    if args.target == TargetKind::Kube && !profile.faults.is_empty() {
+        return Err(Refusal::Unsupported(format!(
+            "{}: faults: the kube target does not inject faults yet (see crates/runner/src/faults.rs); run it with --target local or without `faults`",
+            args.profile.display()
+        ))
+        .into());
+    }
     let run_length = soak + Duration::from_secs(60);
     let est = estimate::estimate(&profile, run_length);
     println!("{}", est.describe(&profile));
@@ -122,6 +154,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         phases: BTreeMap::new(),
         metrics: BTreeMap::new(),
         slos: Vec::new(),
+        faults: Vec::new(),
+        invariants: BTreeMap::new(),
+        node_creator_skip_every: args.node_creator_skip_every,
         started: Instant::now(),
     };
     let shutdown = scaletest_core::shutdown::on_signals();
@@ -131,24 +166,42 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         _ = tokio::time::sleep(args.max_duration) => Err(RunFailure::Other(format!(
             "exceeded --max-duration {}", humantime::format_duration(args.max_duration)))),
     };
+    let failed_invariants: Vec<String> = run
+        .invariants
+        .iter()
+        .flat_map(|(cluster, results)| {
+            results.iter().filter(|i| !i.held).map(move |i| format!("{cluster} {} ({})", i.name, i.detail))
+        })
+        .collect();
     let outcome = match &result {
-        Ok(()) if run.slos.iter().all(|s| s.passed) => Outcome::Passed,
+        Ok(()) if run.slos.iter().all(|s| s.passed) && failed_invariants.is_empty() => Outcome::Passed,
         Err(RunFailure::Interrupted) => Outcome::Interrupted,
         _ => Outcome::Failed,
     };
-    let reason = match result {
-        Ok(()) if outcome == Outcome::Passed => None,
-        Ok(()) => Some(format!(
-            "SLO failed: {}",
-            run.slos.iter().filter(|s| !s.passed).map(SloResult::describe).collect::<Vec<_>>().join("; ")
-        )),
-        Err(e) => Some(e.to_string()),
-    };
+    let reason = (outcome != Outcome::Passed).then(|| {
+        let mut why = Vec::new();
+        if let Err(e) = &result {
+            why.push(e.to_string());
+        }
+        if !failed_invariants.is_empty() {
+            why.push(format!("invariant failed: {}", failed_invariants.join("; ")));
+        }
+        let slos: Vec<String> = run.slos.iter().filter(|s| !s.passed).map(SloResult::describe).collect();
+        if !slos.is_empty() {
+            why.push(format!("SLO failed: {}", slos.join("; ")));
+        }
+        why.join("; ")
+    });
     let output = run.output.clone();
     let summary = run.teardown(&args, est, &started_at, outcome == Outcome::Passed, reason).await;
     println!("{}", serde_json::to_string_pretty(&summary.metrics)?);
     for s in &summary.slos {
         println!("  {} {}", if s.passed { "PASS" } else { "FAIL" }, s.describe());
+    }
+    for c in &summary.clusters {
+        for i in &c.invariants {
+            println!("  {} {} {}: {}", if i.held { "HELD" } else { "FAIL" }, c.name, i.name, i.detail);
+        }
     }
     match &summary.reason {
         None => println!("PASSED: summary {}", summary_path(&output).display()),
@@ -218,6 +271,9 @@ impl Run {
             format!("--load-gate={}", self.load_gate().display()),
         ];
         args.extend(bin_dir.map(|b| format!("--bin-dir={}", b.display())));
+        if self.node_creator_skip_every > 0 {
+            args.push(format!("--node-creator-skip-every={}", self.node_creator_skip_every));
+        }
         local::start_all(supervisor, self.work.path(), self.profile.kwok.cluster_count, &args, &mut self.clusters)
             .await
             .map_err(fail)?;
@@ -232,16 +288,82 @@ impl Run {
             "[steady] waiting for every cluster to reach {} objects",
             self.profile.load_profile.objects_per_cluster
         );
-        self.wait_steady(shutdown).await?;
+        if let Err(e) = self.wait_steady(shutdown).await {
+            if !matches!(e, RunFailure::Interrupted) {
+                // Say what is missing, not only that the cluster never settled.
+                self.check_invariants(Duration::ZERO).await;
+            }
+            return Err(e);
+        }
         self.phases.insert("steadyState".into(), t.elapsed().as_secs_f64());
 
         let t = Instant::now();
         println!("[soak] {}", humantime::format_duration(soak));
-        self.soak(soak).await;
+        let plan = faults::plan(&self.profile.faults, soak, self.profile.kwok.cluster_count);
+        let targets = self.fault_targets();
+        let recover_within = self.profile.durations.steady_state_timeout;
+        let (_, records) = tokio::join!(self.soak(soak), faults::run(&plan, &targets, t, recover_within));
+        self.faults = records;
         self.phases.insert("soak".into(), t.elapsed().as_secs_f64());
+
+        let t = Instant::now();
+        self.check_invariants(INVARIANT_SETTLE).await;
+        self.phases.insert("invariants".into(), t.elapsed().as_secs_f64());
 
         self.evaluate().await?;
         Ok(())
+    }
+
+    /// Where each local cluster's supervisor (control routes) and load-driver answer.
+    fn fault_targets(&self) -> Vec<faults::ClusterTarget> {
+        let addr =
+            |c: &LocalCluster, name: &str| c.endpoints.component(name)?.metrics.as_ref().map(|m| m.address.clone());
+        self.clusters
+            .iter()
+            .enumerate()
+            .map(|(i, c)| faults::ClusterTarget {
+                index: i as u32,
+                name: c.endpoints.cluster.clone(),
+                supervisor: addr(c, "scaletest-cluster").unwrap_or_default(),
+                load_driver: addr(c, "load-driver"),
+            })
+            .collect()
+    }
+
+    /// Every cluster's invariants, checked side by side. Kube target: not yet (each
+    /// simulated apiserver would need a port-forward); the summary says so by leaving
+    /// `invariants` empty.
+    async fn check_invariants(&mut self, settle: Duration) {
+        println!("[invariants] checking {} cluster(s)", self.clusters.len());
+        let kind = self.profile.load_profile.kind;
+        let run_id = self.run_id.clone();
+        let checks = self.clusters.iter().enumerate().map(|(i, c)| {
+            let run_id = run_id.clone();
+            let records: Vec<FaultRecord> =
+                self.faults.iter().filter(|(ci, _)| *ci == i as u32).map(|(_, r)| r.clone()).collect();
+            async move {
+                let load_driver =
+                    c.endpoints.component("load-driver").and_then(|x| x.metrics.as_ref()).map(|m| m.address.clone());
+                let mut results = match scaletest_core::client::from_kubeconfig(&c.endpoints.kubeconfig).await {
+                    Ok(client) => invariants::settle(&client, &run_id, load_driver.as_deref(), kind, settle).await,
+                    Err(e) => vec![InvariantResult {
+                        name: invariants::PODS_BOUND.into(),
+                        held: false,
+                        detail: format!("cannot reach the cluster's apiserver: {e}"),
+                    }],
+                };
+                if !records.is_empty() {
+                    results.push(invariants::recovered(&records));
+                }
+                (c.endpoints.cluster.clone(), results)
+            }
+        });
+        for (cluster, results) in futures::future::join_all(checks).await {
+            for r in results.iter().filter(|r| !r.held) {
+                println!("[invariants] {cluster}: {} FAILED: {}", r.name, r.detail);
+            }
+            self.invariants.insert(cluster, results);
+        }
     }
 
     async fn start_prometheus(&mut self, program: &Path) -> Result<(), RunFailure> {
@@ -463,12 +585,32 @@ impl Run {
             let v = prom::query(&addr, &query).await.map_err(fail)?;
             self.metrics.insert(name.to_string(), v);
         }
+        let records: Vec<FaultRecord> = self.faults.iter().map(|(_, r)| r.clone()).collect();
+        if !self.profile.faults.is_empty() {
+            for (name, v) in faults::recovery_metrics(&records) {
+                self.metrics.insert(name.to_string(), v);
+            }
+        }
         for slo in self.profile.slos.clone() {
             let v = prom::query(&addr, &slo.query).await.map_err(fail)?;
             self.metrics.insert(slo.name.clone(), v);
             self.slos.push(SloResult::judge(&slo, v));
         }
         Ok(())
+    }
+
+    /// Each cluster's name, invariants and faults, in cluster order.
+    fn clusters_failover(&self) -> Vec<(String, Vec<InvariantResult>, Vec<FaultRecord>)> {
+        self.clusters
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let name = c.endpoints.cluster.clone();
+                let invariants = self.invariants.get(&name).cloned().unwrap_or_default();
+                let faults = self.faults.iter().filter(|(ci, _)| *ci == i as u32).map(|(_, r)| r.clone()).collect();
+                (name, invariants, faults)
+            })
+            .collect()
     }
 
     /// Report, snapshot, summary, and every process and temp dir gone.
@@ -483,9 +625,17 @@ impl Run {
         println!("[teardown] collecting results");
         let t = Instant::now();
         if let Some(addr) = self.prom_addr().map(str::to_string) {
-            if let Err(e) =
-                report::write(&addr, &self.output, &self.run_id, self.started.elapsed(), &self.metrics, &self.slos)
-                    .await
+            let failover = report::failover_markdown(&self.clusters_failover());
+            if let Err(e) = report::write(
+                &addr,
+                &self.output,
+                &self.run_id,
+                self.started.elapsed(),
+                &self.metrics,
+                &self.slos,
+                &failover,
+            )
+            .await
             {
                 eprintln!("warning: report not written: {e}");
             }
@@ -517,14 +667,18 @@ impl Run {
             }
         }
         let mut clusters = Vec::new();
+        let mut failover = self.clusters_failover().into_iter();
         for c in &self.clusters {
             let active = Self::driver_sample(c, "objects_active").await;
             let logs = self.output.join("logs").join(&c.endpoints.cluster);
+            let (_, invariants, faults) = failover.next().unwrap_or_default();
             clusters.push(ClusterResult {
                 name: c.endpoints.cluster.clone(),
                 startup_seconds: Some(c.endpoints.startup_seconds),
                 objects_active: active,
                 log_dir: logs.display().to_string(),
+                invariants,
+                faults,
             });
         }
         if let Some(k) = self.kube.take() {

@@ -8,6 +8,9 @@ use std::path::Path;
 use scaletest_core::profile::{Comparison, Slo};
 use serde::{Deserialize, Serialize};
 
+use crate::faults::FaultRecord;
+use crate::invariants::InvariantResult;
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
@@ -97,6 +100,12 @@ pub struct ClusterResult {
     pub startup_seconds: Option<f64>,
     pub objects_active: Option<f64>,
     pub log_dir: String,
+    /// End-of-soak invariants (empty when the run ended before they were checked).
+    #[serde(default)]
+    pub invariants: Vec<InvariantResult>,
+    /// Faults injected into this cluster, with their recovery times.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<FaultRecord>,
 }
 
 impl Summary {
@@ -107,6 +116,16 @@ impl Summary {
     pub fn read(path: &Path) -> std::io::Result<Self> {
         let text = std::fs::read_to_string(path)?;
         serde_json::from_str(&text).map_err(std::io::Error::other)
+    }
+
+    /// The invariants that failed, as `cluster name (detail)`, for the reason line.
+    pub fn failed_invariants(&self) -> Vec<String> {
+        self.clusters
+            .iter()
+            .flat_map(|c| {
+                c.invariants.iter().filter(|i| !i.held).map(move |i| format!("{} {} ({})", c.name, i.name, i.detail))
+            })
+            .collect()
     }
 
     /// The failed SLOs, named, for the reason line.
