@@ -17,8 +17,8 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use scaletest_cluster::control::{self, FaultReply};
-use scaletest_core::http;
+use scaletest_cluster::control::{self, ControlError, FaultReply};
+use scaletest_core::http::{self, HttpError};
 use scaletest_core::profile::{Fault, FaultAction, FaultTarget};
 use serde::{Deserialize, Serialize};
 
@@ -143,6 +143,10 @@ async fn hit(p: &Planned, c: &ClusterTarget, soak_start: Instant, recover_within
         let injected = Instant::now();
         match control::send_fault(&c.supervisor, target, p.action, p.hold).await {
             Ok(reply) => break (Ok(reply), injected),
+            // 409: not running (yet) or held by a stop; anything else will not change.
+            Err(e @ ControlError::Http(HttpError::Status { status, .. })) if status != 409 => {
+                break (Err(e.to_string()), injected);
+            }
             Err(e) if Instant::now() >= deadline => break (Err(e.to_string()), injected),
             Err(_) => tokio::time::sleep(POLL).await,
         }

@@ -1,8 +1,9 @@
 //! The `profiles/*.yaml` schema, its loading and its validation.
 //!
 //! A profile says what a run simulates (`kwok`, `harness`), how it loads the system under
-//! test (`loadProfile`), which system that is (`sut`), what the run must meet (`slos`) and
-//! what it costs on AWS spot (`costEstimate`). Keys are camelCase; unknown keys are errors.
+//! test (`loadProfile`), which system that is (`sut`), what the run must meet (`slos`),
+//! what it costs on AWS spot (`costEstimate`) and which components fail mid-soak
+//! (`faults`). Keys are camelCase; unknown keys are errors.
 //!
 //! [`load`] / [`parse_str`] parse a profile and then check it with [`Profile::validate`].
 //! Every error prints on one line and names the file, the field path and the form
