@@ -250,7 +250,10 @@ profiles:
 
 pub fn kube_scheduler(l: &Layout, program: &Path) -> Component {
     let config = l.dir("scheduler").join("config.yaml");
-    let mut args = vec![flag("config", p(&config))];
+    // Without async API calls (beta, off by default in v1.37) every failed attempt waits for
+    // its own PodScheduled=False patch: on a busy apiserver that caps scheduling at a few
+    // Pods/s and most Pods are never even marked unschedulable for the SUT to see.
+    let mut args = vec![flag("config", p(&config)), flag("feature-gates", "SchedulerAsyncAPICalls=true")];
     args.extend(secure_serving(l, l.ports.scheduler, "scheduler"));
     Component {
         name: "kube-scheduler",
@@ -355,6 +358,7 @@ mod tests {
         assert_eq!(fit["name"], "NodeResourcesFit");
         assert_eq!(fit["args"]["scoringStrategy"]["type"], "MostAllocated");
         assert_eq!(v["leaderElection"]["leaderElect"], false);
+        assert!(s.args.contains(&"--feature-gates=SchedulerAsyncAPICalls=true".to_string()), "{:?}", s.args);
     }
 
     #[test]

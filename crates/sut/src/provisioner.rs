@@ -11,17 +11,20 @@
 //! 4. **statuses**: each request's status follows the ledger
 //!    ([`status_update`]): `upcomingNodes`, and Fulfilled once every node
 //!    holding it has its fake Node (`status.nodeName`, set by node-creator).
+//!    Written in batches beside the cycle, so that hundreds of status writes
+//!    never hold up the next node (they do not bind a single Pod).
 //!
 //! Steps 1–2 are the cycle histogram (the hot path, no API calls, as in
 //! BigFleet's shard cycle); step 1 alone is the rollup histogram. Writes run
-//! `--acknowledge-concurrency` at a time, and a cycle whose writes fail backs
-//! off before writing again, while the decision keeps running.
+//! `--acknowledge-concurrency` at a time, and node writes or status writes
+//! that fail back off before writing again, while the decision keeps running.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -139,6 +142,7 @@ pub struct Provisioner {
     /// still shows: not written again until the cache catches up.
     status_written: HashMap<ObjectRef<CapacityRequest>, String>,
     backoff: Backoff,
+    status_backoff: Backoff,
 }
 
 impl Provisioner {
@@ -160,6 +164,7 @@ impl Provisioner {
             written: HashMap::new(),
             status_written: HashMap::new(),
             backoff: Backoff::default(),
+            status_backoff: Backoff::default(),
         }
     }
 
@@ -168,12 +173,34 @@ impl Provisioner {
         self.refresh();
         let mut tick = tokio::time::interval(self.settings.cycle_interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // Status writes run beside the cycle, one batch at a time: a batch can be
+        // hundreds of requests long, and the next node must not wait behind it.
+        let mut statuses: Option<BoxFuture<'static, Vec<StatusResult>>> = None;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tick.tick() => {}
+                results = async { statuses.as_mut().expect("guarded by the branch condition").await },
+                    if statuses.is_some() =>
+                {
+                    statuses = None;
+                    let now = Instant::now();
+                    if self.record_statuses(results) {
+                        self.status_backoff.succeeded();
+                    } else {
+                        let wait = self.status_backoff.failed(now);
+                        tracing::warn!(retry_in = ?wait, "status writes failed; backing off");
+                    }
+                }
+                _ = tick.tick() => {
+                    self.cycle().await;
+                    if statuses.is_none() && self.status_backoff.ready(Instant::now()) {
+                        let writes = self.status_writes();
+                        if !writes.is_empty() {
+                            statuses = Some(write_statuses(self.client.clone(), self.params(), writes, self.settings.write_concurrency).boxed());
+                        }
+                    }
+                }
             }
-            self.cycle().await;
         }
     }
 
@@ -203,12 +230,11 @@ impl Provisioner {
         if !self.backoff.ready(now) {
             return;
         }
-        // Each step runs even if an earlier one failed: they touch different objects.
+        // Each step runs even if the other failed: they touch different objects.
         let added = self.add_to_published(additions).await;
         let published = self.publish_due().await;
         self.refresh();
-        let updated = self.update_statuses().await;
-        if added && published && updated {
+        if added && published {
             self.backoff.succeeded();
         } else {
             let wait = self.backoff.failed(now);
@@ -493,8 +519,8 @@ impl Provisioner {
         ok
     }
 
-    /// Brings the status of every tended request in line with the ledger; sets the shortfall gauge.
-    async fn update_statuses(&mut self) -> bool {
+    /// The status writes that bring every tended request in line with the ledger; sets the shortfall gauge.
+    fn status_writes(&mut self) -> Vec<StatusWrite> {
         let now = Timestamp::now();
         let shortfall_after = self.settings.shortfall_after();
         let mut shortfalls = 0i64;
@@ -544,29 +570,11 @@ impl Provisioner {
         }
         self.status_written = still_behind;
         self.metrics.shortfalls.set(shortfalls);
-        self.write_statuses(writes).await
+        writes
     }
 
-    async fn write_statuses(&mut self, writes: Vec<StatusWrite>) -> bool {
-        let client = self.client.clone();
-        let params = self.params();
-        let results: Vec<_> = futures::stream::iter(writes)
-            .map(|w| {
-                let (client, params) = (client.clone(), params.clone());
-                async move {
-                    // Conditional on the version the decision read, so a write from a
-                    // stale cache never lands on a newer status.
-                    let mut patch = w.status.clone();
-                    patch["metadata"] = json!({"resourceVersion": w.resource_version});
-                    let api: Api<CapacityRequest> =
-                        Api::namespaced(client, w.key.namespace.as_deref().unwrap_or_default());
-                    let result = api.patch_status(&w.key.name, &params, &Patch::Merge(&patch)).await;
-                    (w, result)
-                }
-            })
-            .buffer_unordered(self.settings.write_concurrency)
-            .collect()
-            .await;
+    /// Takes in a batch's outcome; false when a write failed for another reason than a lost race.
+    fn record_statuses(&mut self, results: Vec<StatusResult>) -> bool {
         let mut ok = true;
         for (w, result) in results {
             let namespace = w.key.namespace.as_deref().unwrap_or_default();
@@ -595,6 +603,34 @@ impl Provisioner {
         }
         ok
     }
+}
+
+type StatusResult = (StatusWrite, kube::Result<CapacityRequest>);
+
+/// Writes a batch of statuses, `concurrency` at a time. Owns everything it
+/// needs, so it runs while the next cycles decide.
+async fn write_statuses(
+    client: Client,
+    params: PatchParams,
+    writes: Vec<StatusWrite>,
+    concurrency: usize,
+) -> Vec<StatusResult> {
+    futures::stream::iter(writes)
+        .map(|w| {
+            let (client, params) = (client.clone(), params.clone());
+            async move {
+                // Conditional on the version the decision read, so a write from a
+                // stale cache never lands on a newer status.
+                let mut patch = w.status.clone();
+                patch["metadata"] = json!({"resourceVersion": w.resource_version});
+                let api: Api<CapacityRequest> = Api::namespaced(client, w.key.namespace.as_deref().unwrap_or_default());
+                let result = api.patch_status(&w.key.name, &params, &Patch::Merge(&patch)).await;
+                (w, result)
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await
 }
 
 #[cfg(test)]
