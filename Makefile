@@ -43,12 +43,14 @@ test: upstream
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 
-## bench: measure one simulated cluster (cold start, idle RSS) and the harness (node-creator, pod-shim rates) into results/
+## bench: side by side with the peers into results/bench/ (load-driver vs kube-burner, pod-shim vs kube-scheduler, harness overhead, clusters per machine; QUICK=1: the quick size), plus one cluster's cold start and the harness rates into results/
 .PHONY: bench
 bench: upstream
+	scripts/upstream.sh bench
 	$(CARGO) build --release --workspace --bins
-	scripts/bench-cluster-start.py
-	scripts/bench-harness.py
+	scripts/bench.py $(if $(QUICK),--quick)
+	$(if $(QUICK),,scripts/bench-cluster-start.py)
+	$(if $(QUICK),,scripts/bench-harness.py)
 
 ## crds: regenerate crds/*.yaml from the Rust types
 .PHONY: crds

@@ -1,0 +1,959 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmarks (issue 7): scaletest against its peers on this machine.
+
+  create    load-driver vs kube-burner's create job: ConfigMaps, then Pods onto kwok
+            Nodes, each tool against its own fresh simulated cluster (apiserver limits
+            lifted, client QPS limits lifted on both sides).
+  binding   pod-shim vs kube-scheduler: one cluster, the reference SUT providing Nodes,
+            the whole backlog created at once (scaletest-runner runs it).
+  overhead  CPU and RSS of the harness (load-driver, node-creator, pod-shim, SUT,
+            supervisor) against the control plane at dev-5k's per-cluster load.
+  capacity  clusters per machine: a bounded search for the largest clusterCount that
+            passes every SLO, and idle clusters (memory).
+
+Every figure is a count or a ratio of two things measured in the same invocation:
+absolute times drift on a shared 2-core machine. Writes results/bench/<name>.json and
+regenerates results/bench/README.md from every JSON there.
+
+  scripts/bench.py [--quick] [--only create,binding,overhead,capacity]
+  make bench [QUICK=1]
+
+Needs the release build (`cargo build --release --workspace --bins`), the upstream
+binaries (`make upstream`) and kube-burner (`scripts/upstream.sh bench`); make bench
+does all three.
+"""
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = Path(os.environ.get("SCALETEST_TARGET_DIR", ROOT / "target/release"))
+OUT = ROOT / "results/bench"
+CLK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+DENSITY = 100
+POD_CPU, POD_MEMORY = "100m", "128Mi"
+IMAGE = "registry.invalid/scaletest:fake"  # the load-driver's; kwok never pulls it
+NAMESPACES = 10
+
+# Process classes, by executable name.
+CONTROL_PLANE = {"kube-apiserver": "apiserver", "kine": "kine", "kube-scheduler": "kube-scheduler",
+                 "kube-controller-manager": "controller-manager", "kwok": "kwok"}
+HARNESS = {"scaletest-load-driver": "load-driver", "scaletest-node-creator": "node-creator",
+           "scaletest-pod-shim": "pod-shim", "scaletest-sut": "sut", "scaletest-cluster": "supervisor"}
+OTHER = {"prometheus": "prometheus", "scaletest-runner": "runner"}
+CLASSES = {**CONTROL_PLANE, **HARNESS, **OTHER}
+
+# Every process group this script started, torn down on any exit path.
+_groups = set()
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def upstream_bin(name, make_target):
+    d = subprocess.run([str(ROOT / "scripts/upstream.sh"), "bin-dir"], capture_output=True, text=True).stdout.strip()
+    p = Path(d) / name
+    if not p.exists():
+        sys.exit(f"{p} missing: run `{make_target}` first")
+    return p
+
+
+def our_bin(name):
+    p = TARGET / name
+    if not p.exists():
+        sys.exit(f"{p} missing: run `cargo build --release --workspace --bins` (make bench does)")
+    return p
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def spawn(cmd, log_path, cwd=None):
+    """Starts cmd in its own process group (so teardown reaches all of it)."""
+    f = open(log_path, "ab")
+    p = subprocess.Popen([str(c) for c in cmd], stdout=f, stderr=subprocess.STDOUT, cwd=cwd,
+                         start_new_session=True)
+    f.close()
+    _groups.add(p.pid)
+    return p
+
+
+def stop(p, grace=120):
+    """SIGTERM to the leader (it stops its children in order), then SIGKILL to the group."""
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    if p.poll() is None:
+        p.wait(timeout=10)
+    _groups.discard(p.pid)
+
+
+def kill_all_groups(*_):
+    for g in list(_groups):
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(g, sig)
+            except ProcessLookupError:
+                break
+            time.sleep(2)
+    _groups.clear()
+
+
+def wait_rusage(p):
+    """Reaps p and returns (exit status, CPU seconds user+system, peak RSS MiB) from the kernel."""
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    _groups.discard(p.pid)
+    return p.returncode, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
+
+
+def tail(path, lines=15):
+    """The end of a log, for an error message (temp dirs are gone by the time it is read)."""
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def go_duration(text):
+    """Seconds in a Go duration string such as 1m5s, 21s or 850ms."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+    return round(sum(float(v) * units[u] for v, u in re.findall(r"([0-9.]+)(ms|us|µs|ns|h|m|s)", text)), 3)
+
+
+def scrape(addr, timeout=5):
+    return urllib.request.urlopen(f"http://{addr}/metrics", timeout=timeout).read().decode()
+
+
+def metric_sum(text, name):
+    """Sum of every series of `name` (any labels)."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+# ---------------------------------------------------------------- /proc sampling
+
+def proc_stat(pid):
+    """(ppid, cpu seconds, rss bytes) of pid from /proc/<pid>/stat."""
+    s = Path(f"/proc/{pid}/stat").read_text()
+    f = s[s.rindex(")") + 2:].split()
+    return int(f[1]), (int(f[11]) + int(f[12])) / CLK, int(f[21]) * PAGE
+
+
+def exe_name(pid):
+    try:
+        return os.path.basename(os.readlink(f"/proc/{pid}/exe")).removesuffix(" (deleted)")
+    except OSError:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+
+
+class Sampler:
+    """Samples CPU and RSS of every descendant of `root` every `interval` s.
+
+    CPU per class is the sum over its processes of their last cumulative CPU (processes
+    that exited keep their last sample); RSS per class is the sum over its live processes
+    at one instant, so its peak is a simultaneous peak. `mark(tag)` snapshots the CPU
+    totals, so a window's CPU is the difference of two marks.
+    """
+
+    def __init__(self, root, interval=0.5):
+        self.root, self.interval = root, interval
+        self.cpu = {}  # pid -> (class, cpu s)
+        self.rss_samples = []  # (t, {class: bytes})
+        self.marks = {}
+        self.stop_ev = threading.Event()
+        self.lock = threading.Lock()
+        self.t0 = time.monotonic()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def sample(self):
+        parent = {}
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    parent[int(d)] = proc_stat(int(d))
+                except (OSError, ValueError, IndexError):
+                    pass
+        children = {}
+        for pid, (ppid, _, _) in parent.items():
+            children.setdefault(ppid, []).append(pid)
+        todo, tree = [self.root], []
+        while todo:
+            pid = todo.pop()
+            tree.append(pid)
+            todo.extend(children.get(pid, []))
+        rss = {}
+        with self.lock:
+            for pid in tree:
+                if pid not in parent:
+                    continue
+                try:
+                    cls = self.cpu[pid][0] if pid in self.cpu else CLASSES.get(exe_name(pid), "other")
+                except OSError:
+                    continue
+                _, cpu, r = parent[pid]
+                self.cpu[pid] = (cls, cpu)
+                rss[cls] = rss.get(cls, 0) + r
+            self.rss_samples.append((time.monotonic() - self.t0, rss))
+
+    def run(self):
+        while not self.stop_ev.is_set():
+            try:
+                self.sample()
+            except OSError:
+                pass
+            self.stop_ev.wait(self.interval)
+
+    def cpu_by_class(self):
+        with self.lock:
+            out = {}
+            for cls, cpu in self.cpu.values():
+                out[cls] = out.get(cls, 0.0) + cpu
+            return out
+
+    def mark(self, tag):
+        self.sample()
+        self.marks[tag] = (time.monotonic() - self.t0, self.cpu_by_class())
+
+    def finish(self):
+        self.stop_ev.set()
+        self.thread.join()
+
+    def window(self, start, end):
+        """{class: {cpuSeconds, vcpu, rssMeanMiB, rssPeakMiB}} between two marks."""
+        (t0, c0), (t1, c1) = self.marks[start], self.marks[end]
+        secs = max(t1 - t0, 1e-6)
+        samples = [r for t, r in self.rss_samples if t0 <= t <= t1] or [self.rss_samples[-1][1]]
+        out = {}
+        for cls in sorted(set(c1) | {k for s in samples for k in s}):
+            cpu = c1.get(cls, 0.0) - c0.get(cls, 0.0)
+            series = [s.get(cls, 0) / 2**20 for s in samples]
+            out[cls] = {"cpuSeconds": round(cpu, 2), "vcpu": round(cpu / secs, 3),
+                        "rssMeanMiB": round(sum(series) / len(series), 1), "rssPeakMiB": round(max(series), 1)}
+        return {"seconds": round(secs, 1), "classes": out}
+
+
+# ---------------------------------------------------------------- one simulated cluster
+
+class Cluster:
+    """One `scaletest-cluster` (no profile: control plane + node-creator or pod-shim)."""
+
+    def __init__(self, tmp, name, *args):
+        self.data = Path(tmp) / name
+        self.data.mkdir(parents=True)
+        self.proc = spawn([our_bin("scaletest-cluster"), "--name", name, "--data-dir", self.data, *args],
+                          Path(tmp) / f"{name}.supervisor.log")
+        ep = self.data / "endpoints.json"
+        deadline = time.monotonic() + 300
+        while not ep.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                stop(self.proc)
+                sys.exit(f"cluster {name} did not start:\n{tail(Path(tmp) / f'{name}.supervisor.log')}")
+            time.sleep(0.1)
+        self.endpoints = json.loads(ep.read_text())
+        self.kubeconfig = self.endpoints["kubeconfig"]
+
+    def addr(self, component):
+        return next(c for c in self.endpoints["components"] if c["name"] == component)["metrics"]["address"]
+
+    def kubectl(self, *args, stdin=None, check=True):
+        r = subprocess.run([str(KUBECTL), "--kubeconfig", self.kubeconfig, *args], input=stdin,
+                           capture_output=True, text=True, timeout=600)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(args[:3])}: {r.stderr.strip()[:500]}")
+        return r
+
+    def wait_default_sa(self):
+        for _ in range(600):
+            if self.kubectl("get", "sa", "default", check=False).returncode == 0:
+                return
+            time.sleep(0.2)
+        raise RuntimeError("no default ServiceAccount after 120 s")
+
+    def nodes(self, count):
+        """count fake Nodes (through node-creator), waited for."""
+        items = [{"apiVersion": "scaletest.dev/v1alpha1", "kind": "UpcomingNode",
+                  "metadata": {"name": f"bench-{i:04d}"},
+                  "spec": {"allocatable": {"cpu": "10", "memory": "12800Mi", "pods": str(DENSITY)}}}
+                 for i in range(count)]
+        self.kubectl("create", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+        addr = self.addr("node-creator")
+        for _ in range(1200):
+            if metric_sum(scrape(addr), "scaletest_node_creator_nodes_created_total") >= count:
+                return
+            time.sleep(0.25)
+        raise RuntimeError(f"node-creator did not make {count} Nodes in 300 s")
+
+    def storage_latency(self, resource):
+        """Mean seconds of the apiserver's POSTs of `resource`, and of the storage (kine)
+        creates inside them, since the cluster started (its own histograms)."""
+        text = self.kubectl("get", "--raw", "/metrics").stdout
+
+        def mean(name, *sel):
+            s = n = 0.0
+            for line in text.splitlines():
+                if all(x in line for x in sel):
+                    if line.startswith(name + "_sum{"):
+                        s += float(line.rsplit(" ", 1)[1])
+                    elif line.startswith(name + "_count{"):
+                        n += float(line.rsplit(" ", 1)[1])
+            return round(s / n, 4) if n else None
+
+        return {"apiserverPostMeanSeconds": mean("apiserver_request_duration_seconds", 'verb="POST"',
+                                                 f'resource="{resource}"'),
+                "storageCreateMeanSeconds": mean("etcd_request_duration_seconds", 'operation="create"',
+                                                 f'resource="{resource}"')}
+
+    def count(self, resource, selector, want):
+        """Objects matching selector, polled until `want` (the list is served from the
+        apiserver's watch cache, which can trail the last acknowledged create) or 60 s."""
+        got = 0
+        for _ in range(30):
+            got = len(self.kubectl("get", resource, "-A", "-l", selector, "-o", "name").stdout.split())
+            if got >= want:
+                break
+            time.sleep(2)
+        return got
+
+    def stop(self):
+        stop(self.proc)
+
+
+# ---------------------------------------------------------------- 1. create throughput
+
+CM_DATA = {"payload": "scaletest-bench-0123456789abcdef"}
+
+
+def ld_profile(kind, n, concurrency):
+    """The load-driver's profile: every object in one burst, QPS limit lifted."""
+    lp = {"objectsPerCluster": n, "namespaces": NAMESPACES, "qps": 1_000_000, "burst": concurrency,
+          "pod": {"cpu": POD_CPU, "memory": POD_MEMORY}, "phases": [{"burst": {"count": n}}]}
+    if kind == "configmaps":
+        lp["kind"] = "manifest"
+        lp["template"] = "configmap.yaml"
+        del lp["pod"]
+    return {"name": f"bench-create-{kind}", "kwok": {"clusterCount": 1}, "loadProfile": lp,
+            "costEstimate": {"awsSpotUsdPerHour": 0, "vcpu": 1, "memoryGb": 1, "hours": 0.1}}
+
+
+def run_load_driver(c, tmp, kind, n, concurrency):
+    d = Path(tmp) / "load-driver"
+    d.mkdir()
+    (d / "configmap.yaml").write_text(json.dumps({"apiVersion": "v1", "kind": "ConfigMap",
+                                                  "metadata": {"name": "{{name}}"}, "data": CM_DATA}) + "\n")
+    prof = ld_profile(kind, n, concurrency)
+    profile_path = d / f"{prof['name']}.yaml"  # the profile's name is its file name
+    profile_path.write_text(json.dumps(prof) + "\n")
+    addr = f"127.0.0.1:{free_port()}"
+    t0 = time.monotonic()
+    p = spawn([our_bin("scaletest-load-driver"), "--kubeconfig", c.kubeconfig, "--profile", profile_path,
+               "--run-id", "bench", "--metrics-addr", addr], d / "load-driver.log")
+    created = errors = 0.0
+    deadline = t0 + 900
+    while time.monotonic() < deadline:
+        if p.poll() is not None:
+            raise RuntimeError(f"load-driver exited early:\n{tail(d / 'load-driver.log')}")
+        try:
+            text = scrape(addr, timeout=2)
+            created = metric_sum(text, "scaletest_load_driver_created_total")
+            errors = metric_sum(text, "scaletest_load_driver_errors_total")
+        except OSError:
+            pass
+        if created >= n:
+            break
+        time.sleep(0.05)
+    wall = time.monotonic() - t0
+    p.send_signal(signal.SIGTERM)
+    _, cpu, rss = wait_rusage(p)
+    if created < n:
+        raise RuntimeError(f"load-driver created {created:.0f} of {n} in 900 s:\n{tail(d / 'load-driver.log')}")
+    resource = "configmaps" if kind == "configmaps" else "pods"
+    return {"seconds": round(wall, 2), "cpuSeconds": round(cpu, 2), "peakRssMiB": round(rss, 1),
+            "inFlight": concurrency, "errors": errors, "objectsInCluster": c.count(resource, "scaletest-run=bench", n)}
+
+
+def run_kube_burner(c, tmp, kind, n):
+    d = Path(tmp) / "kube-burner"
+    d.mkdir()
+    # YAML, as kube-burner's templates are written (it renders them as Go templates first).
+    if kind == "configmaps":
+        obj = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: configmap-{{.Iteration}}\ndata:\n" + "".join(
+            f"  {k}: {v}\n" for k, v in CM_DATA.items())
+    else:
+        obj = ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: pod-{{.Iteration}}\nspec:\n"
+               "  automountServiceAccountToken: false\n  terminationGracePeriodSeconds: 0\n"
+               f"  containers:\n  - name: app\n    image: {IMAGE}\n    resources:\n"
+               f"      requests: {{cpu: {POD_CPU}, memory: {POD_MEMORY}}}\n")
+    (d / "object.yaml").write_text(obj)
+    job = {"name": f"create-{kind}", "jobType": "create", "jobIterations": n,
+           "qps": 1_000_000, "burst": 1_000_000,
+           "namespace": "kube-burner", "namespacedIterations": True, "iterationsPerNamespace": n // NAMESPACES,
+           "cleanup": False, "podWait": False, "waitWhenFinished": False, "verifyObjects": False,
+           "errorOnVerify": False, "preLoadImages": False,
+           "objects": [{"objectTemplate": "object.yaml", "replicas": 1}]}
+    (d / "config.yaml").write_text(json.dumps({"global": {"gc": False, "measurements": []}, "jobs": [job]}) + "\n")
+    logf = d / "kube-burner.log"
+    t0 = time.monotonic()
+    p = spawn([KUBE_BURNER, "init", "-c", "config.yaml", "--kubeconfig", c.kubeconfig, "--uuid", "bench",
+               "--log-level", "info"], logf, cwd=d)
+    # wait4 blocks: a watchdog kills the group if it outlives the bound.
+    timer = threading.Timer(900, lambda: os.killpg(p.pid, signal.SIGKILL))
+    timer.start()
+    try:
+        code, cpu, rss = wait_rusage(p)
+    finally:
+        timer.cancel()
+    wall = time.monotonic() - t0
+    if code != 0:
+        raise RuntimeError(f"kube-burner exited {code}:\n{tail(logf)}")
+    text = logf.read_text(errors="replace")
+    took = re.findall(r"Job \S+ took (\S+)\"", text)
+    # What went wrong, by message with names and numbers blanked out.
+    kinds = {}
+    for m in re.findall(r'level=error msg="((?:[^"\\]|\\.)*)"', text):
+        k = re.sub(r"[0-9]+", "N", m.replace('\\"', "'"))[:160]
+        kinds[k] = kinds.get(k, 0) + 1
+    resource = "configmaps" if kind == "configmaps" else "pods"
+    return {"seconds": round(wall, 2), "cpuSeconds": round(cpu, 2), "peakRssMiB": round(rss, 1),
+            "errors": len(re.findall(r"level=error", text)),
+            "errorKinds": dict(sorted(kinds.items(), key=lambda kv: -kv[1])[:4]),
+            "jobSecondsReported": go_duration(took[-1]) if took else None,
+            "objectsInCluster": c.count(resource, f"kube-burner-job=create-{kind}", n)}
+
+
+def bench_create(quick):
+    n = 2000 if quick else 10_000
+    concurrency = int(os.environ.get("BENCH_LD_CONCURRENCY", "100"))
+    result = {"benchmark": "create", "objects": n, "namespaces": NAMESPACES, "loadDriverInFlight": concurrency,
+              "kinds": {}}
+    for kind in ("configmaps", "pods"):
+        row = {}
+        # Alternate the order so neither tool always gets the cooler machine.
+        order = ("load-driver", "kube-burner") if kind == "configmaps" else ("kube-burner", "load-driver")
+        if kind == "configmaps":
+            # The mechanism: our driver with kube-burner's concurrency (every object in flight at once).
+            order += ("load-driver-unbounded",)
+        for tool in order:
+            with tempfile.TemporaryDirectory(prefix="scaletest-bench-") as tmp:
+                log(f"create: {n} {kind} with {tool} (fresh cluster)")
+                c = Cluster(tmp, "c", "--apiserver-limits", "unlimited")
+                try:
+                    c.wait_default_sa()
+                    if kind == "pods":
+                        c.nodes(math.ceil(n / DENSITY))
+                    if tool.startswith("load-driver"):
+                        r = run_load_driver(c, tmp, kind, n, n if tool.endswith("unbounded") else concurrency)
+                    else:
+                        r = run_kube_burner(c, tmp, kind, n)
+                    r.update(c.storage_latency(kind))
+                    r["loadAverage1m"] = round(os.getloadavg()[0], 1)  # the machine is shared: context for the figure
+                finally:
+                    c.stop()
+            r["objectsPerSecond"] = round(n / r["seconds"], 1)
+            r["cpuMsPerObject"] = round(1000 * r["cpuSeconds"] / n, 3)
+            log(f"  {tool}: {r}")
+            row[tool] = r
+        ours, peer = row["load-driver"], row["kube-burner"]
+        row["ratios"] = {"rate": round(ours["objectsPerSecond"] / peer["objectsPerSecond"], 2),
+                         "cpu": round(ours["cpuSeconds"] / max(peer["cpuSeconds"], 1e-3), 2),
+                         "peakRss": round(ours["peakRssMiB"] / max(peer["peakRssMiB"], 1e-3), 2)}
+        result["kinds"][kind] = row
+    return result
+
+
+# ---------------------------------------------------------------- runner runs (2, 3, 4)
+
+def runner_run(tmp, profile, timeout, budget_seconds=None):
+    """Runs one profile with scaletest-runner while sampling every process under it.
+
+    Returns the summary plus the harness/control-plane CPU and RSS in the loaded window
+    (load gate open → teardown) and the steady-state window (steady → teardown)."""
+    d = Path(tmp) / profile["name"]
+    d.mkdir()
+    path = d / f"{profile['name']}.yaml"  # the profile's name is its file name
+    path.write_text(json.dumps(profile) + "\n")
+    out = d / "run"
+    p = subprocess.Popen([str(our_bin("scaletest-runner")), "run", "--profile", str(path), "--output", str(out),
+                          "--max-duration", f"{timeout}s"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    _groups.add(p.pid)
+    s = Sampler(p.pid)
+    s.mark("start")
+    runner_log = []
+    try:
+        for line in p.stdout:
+            runner_log.append(line)
+            if line.startswith("[steady] waiting"):
+                s.mark("gate")
+            elif line.startswith("[soak]") and "soak" not in s.marks:
+                s.mark("soak")
+            elif line.startswith("[teardown]") and "teardown" not in s.marks:
+                s.mark("teardown")
+        p.wait(timeout=timeout + 300)
+    finally:
+        s.finish()
+        stop(p)
+    (d / "runner.log").write_text("".join(runner_log))
+    summary_path = out / "summary.json"
+    if not summary_path.exists():
+        raise RuntimeError(f"runner wrote no summary (exit {p.returncode}): {''.join(runner_log[-15:])}")
+    summary = json.loads(summary_path.read_text())
+    res = {"summary": summary, "exitCode": p.returncode}
+    if "gate" in s.marks and "teardown" in s.marks:
+        res["loaded"] = s.window("gate", "teardown")
+    if "soak" in s.marks and "teardown" in s.marks:
+        res["soak"] = s.window("soak", "teardown")
+    return res
+
+
+def base_profile(name, clusters, objects, scheduler, phases, soak, steady_timeout, qps=50, burst=100):
+    return {
+        "name": name,
+        "kwok": {"clusterCount": clusters},
+        "harness": {"scheduler": scheduler, "density": DENSITY},
+        "loadProfile": {"kind": "pods", "objectsPerCluster": objects, "namespaces": 1, "qps": qps,
+                        "burst": burst, "pod": {"cpu": POD_CPU, "memory": POD_MEMORY}, "phases": phases},
+        "costEstimate": {"awsSpotUsdPerHour": 0, "vcpu": 1, "memoryGb": 1, "hours": 0.1},
+        "durations": {"soak": soak, "steadyStateTimeout": steady_timeout},
+    }
+
+
+def brief_summary(r):
+    m = r["summary"]["metrics"]
+    return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in {
+        "passed": r["summary"]["passed"], "reason": r["summary"].get("reason"),
+        "bindingP50Seconds": m.get("bindingLatencyP50Seconds"), "bindingP99Seconds": m.get("bindingLatencyP99Seconds"),
+        "apiserverRequestP99Seconds": m.get("apiserverRequestP99Seconds"), "objectsActive": m.get("objectsActive"),
+        "nodesCreated": m.get("nodesCreated"), "steadyStateSeconds": r["summary"].get("phases", {}).get("steadyState"),
+    }.items()}
+
+
+# ---------------------------------------------------------------- 2. binding
+
+def bench_binding(quick):
+    sizes = [2000] if quick else [10_000, 50_000]
+    result = {"benchmark": "binding", "sizes": {}, "binderWorkers": 16}
+    for n in sizes:
+        row = {}
+        for sched in ("pod-shim", "kube-scheduler"):
+            with tempfile.TemporaryDirectory(prefix="scaletest-bench-") as tmp:
+                log(f"binding: {n} Pods with {sched} (runner, reference SUT)")
+                prof = base_profile(f"bench-bind-{sched}-{n}", 1, n, sched, [{"burst": {"count": n}}], "10s",
+                                    "40m", qps=1_000_000, burst=100)
+                prof["loadProfile"]["namespaces"] = NAMESPACES
+                prof["harness"]["apiserverLimits"] = "unlimited"
+                r = runner_run(tmp, prof, timeout=3600)
+            b = brief_summary(r)
+            b["loadAverage1m"] = round(os.getloadavg()[0], 1)
+            steady = b["steadyStateSeconds"] or float("nan")
+            b["podsBoundPerSecond"] = round(n / steady, 1)
+            if "loaded" in r:
+                cl = r["loaded"]["classes"]
+                b["binderCpuSeconds"] = cl.get(sched, {}).get("cpuSeconds")
+                b["apiserverCpuSeconds"] = cl.get("apiserver", {}).get("cpuSeconds")
+                b["kineCpuSeconds"] = cl.get("kine", {}).get("cpuSeconds")
+                b["window"] = r["loaded"]
+            log(f"  {sched}: {b}")
+            row[sched] = b
+        ours, peer = row["pod-shim"], row["kube-scheduler"]
+        row["ratios"] = {"podsBoundPerSecond": round(ours["podsBoundPerSecond"] / peer["podsBoundPerSecond"], 2),
+                         "bindingP99": round(ours["bindingP99Seconds"] / peer["bindingP99Seconds"], 2)
+                         if ours["bindingP99Seconds"] and peer["bindingP99Seconds"] else None}
+        result["sizes"][str(n)] = row
+    return result
+
+
+# ---------------------------------------------------------------- 3. overhead
+
+def dev5k_like(name, clusters, objects=1000, steady="2m", soak="2m"):
+    return base_profile(name, clusters, objects, "kube-scheduler",
+                        [{"ramp": {"rate": 50}}, {"steady": {"duration": steady, "churnPercent": 5,
+                                                             "churnInterval": "30s"}}], soak, "10m")
+
+
+def split(window):
+    cl = window["classes"]
+    cp = {k: cl[k] for k in CONTROL_PLANE.values() if k in cl}
+    hs = {k: cl[k] for k in HARNESS.values() if k in cl}
+    tot = lambda d, f: round(sum(v[f] for v in d.values()), 2)
+    return cp, hs, {f: {"controlPlane": tot(cp, f), "harness": tot(hs, f)} for f in ("cpuSeconds", "vcpu", "rssMeanMiB")}
+
+
+def bench_overhead(quick):
+    clusters = 1 if quick else 5
+    with tempfile.TemporaryDirectory(prefix="scaletest-bench-") as tmp:
+        log(f"overhead: dev-5k-like load ({clusters} cluster(s) x 1000 Pods, kube-scheduler, reference SUT)")
+        prof = dev5k_like("bench-overhead", clusters, steady="1m" if quick else "2m", soak="30s" if quick else "2m")
+        r = runner_run(tmp, prof, timeout=1800)
+    if "loaded" not in r:
+        raise RuntimeError("overhead: the runner never opened the load gate")
+    w = r["loaded"]
+    cp, hs, totals = split(w)
+    c = totals["cpuSeconds"]
+    m = totals["rssMeanMiB"]
+    res = {"benchmark": "overhead", "clusters": clusters, "objectsPerCluster": 1000, "run": brief_summary(r),
+           "windowSeconds": w["seconds"], "classes": w["classes"], "totals": totals,
+           "harnessCpuShareOfControlPlane": round(c["harness"] / c["controlPlane"], 3),
+           "harnessRssShareOfControlPlane": round(m["harness"] / m["controlPlane"], 3),
+           "perCluster": {
+               "vcpu": round((totals["vcpu"]["controlPlane"] + totals["vcpu"]["harness"]) / clusters, 3),
+               "rssMiB": round((m["controlPlane"] + m["harness"]) / clusters, 1),
+               "fakeNodes": 1000 // DENSITY}}
+    pc = res["perCluster"]
+    res["perFakeNode"] = {"vcpu": round(pc["vcpu"] / pc["fakeNodes"], 4), "rssMiB": round(pc["rssMiB"] / pc["fakeNodes"], 1)}
+    res["references"] = {"seedPerCluster": {"vcpu": 0.4, "rssMiB": 0.5 * 1000 ** 3 / 2**20},
+                         "kubemarkPerHollowNode": {"vcpu": 0.09, "rssMiB": 220}}
+    res["ratios"] = {"perClusterVcpuVsSeed": round(pc["vcpu"] / 0.4, 2),
+                     "perClusterRssVsSeed": round(pc["rssMiB"] / (0.5 * 1000 ** 3 / 2**20), 2),
+                     "perFakeNodeVcpuVsKubemark": round(res["perFakeNode"]["vcpu"] / 0.09, 3),
+                     "perFakeNodeRssVsKubemark": round(res["perFakeNode"]["rssMiB"] / 220, 3)}
+    return res
+
+
+# ---------------------------------------------------------------- 4. capacity
+
+def idle_clusters(count, settle):
+    """Starts `count` bare clusters one after another; RSS and CPU of all of them idle."""
+    with tempfile.TemporaryDirectory(prefix="scaletest-bench-") as tmp:
+        clusters = []
+        try:
+            for i in range(count):
+                clusters.append(Cluster(tmp, f"idle-{i}"))
+                log(f"capacity: idle cluster {i + 1}/{count} ready")
+            time.sleep(settle)
+            pids = [c.proc.pid for c in clusters]
+            # One sampler per supervisor tree, marked over the same window.
+            samplers = [Sampler(p, interval=1.0) for p in pids]
+            for s in samplers:
+                s.mark("a")
+            time.sleep(settle)
+            for s in samplers:
+                s.mark("b")
+                s.finish()
+            windows = [s.window("a", "b") for s in samplers]
+            mem = {l.split(":")[0]: int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines()}
+        finally:
+            for c in clusters:
+                c.stop()
+    rss = [sum(v["rssMeanMiB"] for v in w["classes"].values()) for w in windows]
+    cpu = [sum(v["vcpu"] for v in w["classes"].values()) for w in windows]
+    return {"clusters": count, "rssMiBPerCluster": round(sum(rss) / count, 1),
+            "vcpuPerCluster": round(sum(cpu) / count, 4), "memAvailableGiBWithAll": round(mem["MemAvailable"] / 2**20, 1),
+            "memTotalGiB": round(mem["MemTotal"] / 2**20, 1), "idleSeconds": settle}
+
+
+def bench_capacity(quick):
+    objects = 200 if quick else 1000
+    res = {"benchmark": "capacity", "objectsPerCluster": objects, "search": []}
+    # Loaded: double clusterCount until a run fails an SLO, then one bisection step.
+    passed, failed = 0, None
+    tried = []
+    candidates = [1, 2, 4] if quick else [1, 2, 4, 8]
+    limit = 3 if quick else 5
+    with tempfile.TemporaryDirectory(prefix="scaletest-bench-") as tmp:
+        while len(tried) < limit:
+            if failed is None:
+                nxt = next((c for c in candidates if c > passed), None)
+            else:
+                nxt = (passed + failed) // 2 if failed - passed > 1 else None
+            if nxt is None or nxt in tried:
+                break
+            tried.append(nxt)
+            log(f"capacity: {nxt} cluster(s) x {objects} Pods (dev-5k shape, every SLO)")
+            prof = dev5k_like(f"bench-capacity-{nxt}", nxt, objects, steady="1m", soak="1m")
+            r = runner_run(tmp, prof, timeout=1800)
+            b = brief_summary(r)
+            b["clusters"] = nxt
+            if "loaded" in r:
+                w = r["loaded"]
+                b["vcpuTotal"] = round(sum(v["vcpu"] for v in w["classes"].values()), 2)
+                b["rssMiBTotal"] = round(sum(v["rssMeanMiB"] for v in w["classes"].values()), 1)
+            log(f"  {b}")
+            res["search"].append(b)
+            if b["passed"]:
+                passed = max(passed, nxt)
+            else:
+                failed = nxt if failed is None else min(failed, nxt)
+    res["largestPassingClusters"] = passed
+    res["firstFailingClusters"] = failed
+    res["largestPassingObjects"] = passed * objects
+    idle = idle_clusters(2 if quick else 6, 20 if quick else 30)
+    budget = 0.8 * idle["memTotalGiB"] * 1024
+    idle["memoryBoundClusters"] = int(budget // idle["rssMiBPerCluster"])
+    idle["cpuBoundClusters"] = int(os.cpu_count() // idle["vcpuPerCluster"]) if idle["vcpuPerCluster"] else None
+    res["idle"] = idle
+    # What crates/runner/src/estimate.rs admits locally (0.75 GiB + 20 KiB/object per cluster, 80 % of RAM).
+    per = 0.75 + objects * 20 / 2**20
+    res["budgetRule"] = {"gibPerCluster": round(per, 3), "admitsClusters": int(0.8 * idle["memTotalGiB"] // per)}
+    return res
+
+
+# ---------------------------------------------------------------- the table
+
+def fmt(v, unit=""):
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        v = f"{v:.3g}" if abs(v) < 10 else f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.1f}"
+    return f"{v}{unit}"
+
+
+def paragraphs(ps):
+    """Markdown lines: each paragraph followed by a blank line."""
+    return [x for p in ps for x in (p, "")]
+
+
+def explain_create(c):
+    """The why of section 1, from the figures (the profile evidence is in the JSON)."""
+    cm = c["kinds"].get("configmaps", {})
+    ours, peer, unb = cm.get("load-driver"), cm.get("kube-burner"), cm.get("load-driver-unbounded")
+    out = []
+    if ours and peer:
+        lat = ""
+        if ours.get("storageCreateMeanSeconds") is not None and peer.get("storageCreateMeanSeconds") is not None:
+            lat = (f" The apiserver's own histograms say where the time goes: a ConfigMap POST took "
+                   f"{peer['apiserverPostMeanSeconds']:.2f} s on average with kube-burner, of which "
+                   f"{peer['storageCreateMeanSeconds']:.2f} s waiting on storage (kine), against "
+                   f"{ours['apiserverPostMeanSeconds']:.3f} s / {ours['storageCreateMeanSeconds']:.3f} s with the "
+                   f"load-driver.")
+        same = ""
+        if unb:
+            same = (f" Given kube-burner's concurrency (all {c['objects']:,} in flight), our load-driver drops to "
+                    f"{fmt(unb['objectsPerSecond'])} objects/s ({unb['objectsPerSecond'] / peer['objectsPerSecond']:.2f}× "
+                    f"kube-burner): the rate ratio measures the in-flight policy, not the client.")
+        out.append(
+            "**Why the rates differ.** Neither client is the limit; the storage is. kube-burner bounds only the request "
+            "rate, so with the QPS limit lifted it sends every object at once (one goroutine each, multiplexed on one "
+            "HTTP/2 connection); the load-driver keeps its `burst` in flight. Every create is one SQLite write "
+            "transaction in kine (`_txlock=immediate`, `_busy_timeout=30000`): writers that find the lock taken wait "
+            "in SQLite's busy handler, which sleeps in growing steps (1 → 100 ms) instead of queueing, so the more "
+            "writers wait the longer the lock sits idle between them, and the control plane's CPU stays low during "
+            f"the collapse." + lat + same + " Some requests outlive the apiserver's 60 s request timeout "
+            "(kube-burner logs them and retries).")
+        out.append(
+            f"**CPU.** Per object the load-driver spends {ours['cpuMsPerObject']} ms of CPU against kube-burner's "
+            f"{peer['cpuMsPerObject']} ms (rendering a Go template and decoding YAML per object, client-go's "
+            f"machinery, a goroutine per object); at the same unbounded concurrency ours costs "
+            f"{fmt(unb['cpuMsPerObject']) if unb else 'n/a'} ms (kube-rs speaks HTTP/1.1 here, so each "
+            "request in flight holds its own TLS connection).")
+    short = [(k, t, r) for k, row in c["kinds"].items() for t, r in row.items()
+             if isinstance(r, dict) and "objectsInCluster" in r and r["objectsInCluster"] < c["objects"]]
+    if short:
+        listed = ", ".join(f"{t} {k}: {r['objectsInCluster']:,}" for k, t, r in short)
+        out.append(
+            f"**Objects acknowledged but not listed.** After some runs a list of the run's objects (polled for "
+            f"60 s) returned fewer than were acknowledged ({listed} of {c['objects']:,}). It happened with "
+            "thousands of creates in flight and, once, to 2 of 2,000 Pods at the load-driver's default; for those "
+            "two, kine's table had no row at all although the load-driver counted a 201 or 409 for each. Not yet "
+            "explained: the next step is an apiserver audit log of one such run.")
+    pods = c["kinds"].get("pods", {})
+    if pods.get("kube-burner"):
+        kinds = pods["kube-burner"].get("errorKinds", {})
+        sa = sum(v for k, v in kinds.items() if "service account" in k or "serviceaccount" in k)
+        out.append(
+            "**Pods are slower for both** than ConfigMaps: each Pod is also bound by kube-scheduler and its status "
+            "written by kwok while the creates run, three to four writes per Pod on the same SQLite file."
+            + (f" kube-burner also creates Pods into namespaces it has just made, before the controller-manager "
+               f"has made their `default` ServiceAccount: {sa:,} creates were refused for that and retried after "
+               f"its 1 s backoff. The load-driver waits for the ServiceAccount before its first Pod." if sa else ""))
+    return out
+
+
+def explain_binding(b):
+    out = []
+    for n, row in b["sizes"].items():
+        shim, ks = row["pod-shim"], row["kube-scheduler"]
+        if shim.get("binderCpuSeconds") is None or ks.get("binderCpuSeconds") is None:
+            continue
+        n = int(n)
+        cp = (shim.get("apiserverCpuSeconds") or 0) + (shim.get("kineCpuSeconds") or 0)
+        out.append(
+            f"**{n:,} Pods: where it saturates.** pod-shim spent {shim['binderCpuSeconds']} CPU s on {n:,} binds "
+            f"({1000 * shim['binderCpuSeconds'] / n:.2f} ms per Pod) against kube-scheduler's "
+            f"{ks['binderCpuSeconds']} CPU s ({1000 * ks['binderCpuSeconds'] / n:.2f} ms), while the apiserver and "
+            f"kine spent {cp:.0f} CPU s in the pod-shim run: neither binder is the bottleneck. Both wait on the "
+            "same write path: each Pod costs a create, an Unschedulable status write (before its Node exists), a "
+            "binding and kwok's status updates, all serialised by kine's single SQLite writer, and Nodes arrive "
+            "only as the reference SUT provisions them (2 s delay per cycle). pod-shim binds first-fit without "
+            "scoring and retries its parked Pods the moment a Node appears, where kube-scheduler sends them "
+            "through its backoff queue (1 s doubling to 10 s); with a backlog and no other writers it binds ~400 Pods/s "
+            "([harness-bench.md](../harness-bench.md)), an order of magnitude above what the apiserver sustains here.")
+    return out
+
+
+def render():
+    runs = {p.stem: json.loads(p.read_text()) for p in sorted(OUT.glob("*.json"))}
+    L = ["# Benchmarks: scaletest side by side with its peers", "",
+         "Written by `make bench` (`scripts/bench.py`; `make bench QUICK=1` for the quick size). Every figure",
+         "is a count or a ratio of two things measured in the same invocation on the same machine; absolute",
+         "times drift (the 2-core / 24 GiB development machine is shared with other work, and was while these",
+         "were measured). No figure is a test assertion.", ""]
+    c = runs.get("create")
+    if c:
+        L += [f"## 1. Create throughput: load-driver vs kube-burner {c.get('peerVersion', '')}", "",
+              f"{c['objects']:,} objects per run over {c['namespaces']} namespaces, each tool against its own fresh "
+              f"simulated cluster (`--apiserver-limits unlimited`), QPS limit lifted on both sides (load-driver: "
+              f"{c['loadDriverInFlight']} requests in flight; kube-burner: one goroutine per object, client-go over "
+              f"HTTP/2). Rate = objects / (process start → last object acknowledged). CPU and peak RSS of the "
+              f"driver process from the kernel (wait4 rusage). Measured {c['date']}{' (quick size)' if c['quick'] else ''}.",
+              "", "| objects | ours: objects/s | kube-burner: objects/s | rate ratio | ours: CPU s | kube-burner: CPU s "
+              "| CPU ratio | ours: peak RSS MiB | kube-burner: peak RSS MiB |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for kind, row in c["kinds"].items():
+            o, p, r = row["load-driver"], row["kube-burner"], row["ratios"]
+            L.append(f"| {kind} | {fmt(o['objectsPerSecond'])} | {fmt(p['objectsPerSecond'])} | **{r['rate']}×** | "
+                     f"{fmt(o['cpuSeconds'])} | {fmt(p['cpuSeconds'])} | **{r['cpu']}×** | {fmt(o['peakRssMiB'])} | "
+                     f"{fmt(p['peakRssMiB'])} |")
+        u = c["kinds"].get("configmaps", {}).get("load-driver-unbounded")
+        if u:
+            kb = c["kinds"]["configmaps"]["kube-burner"]
+            L += ["", f"Same ConfigMaps, load-driver with every object in flight at once (kube-burner's concurrency): "
+                      f"{fmt(u['objectsPerSecond'])} objects/s, **{u['objectsPerSecond'] / kb['objectsPerSecond']:.2f}×** "
+                      f"kube-burner's rate, at {u['cpuSeconds'] / max(kb['cpuSeconds'], 1e-3):.2f}× its CPU."]
+        L += [""] + paragraphs(explain_create(c) + c.get("notes", []))
+    b = runs.get("binding")
+    if b:
+        L += ["## 2. Binding: pod-shim vs kube-scheduler", "",
+              f"One simulated cluster (apiserver limits lifted), the reference SUT providing fake Nodes, the "
+              f"load-driver creating the whole backlog at once; `scaletest-runner` measures. Pods bound/s = Pods / "
+              f"(load gate open → every Pod bound; the runner polls every 2 s). pod-shim runs "
+              f"{b['binderWorkers']} binder workers (the profile default). Measured {b['date']}"
+              f"{' (quick size)' if b['quick'] else ''}.", "",
+              "| Pods | binder | Pods bound/s | binding p50 (s) | binding p99 (s) | apiserver p99 (s) | binder CPU s | apiserver CPU s |",
+              "|---:|---|---:|---:|---:|---:|---:|---:|"]
+        for n, row in b["sizes"].items():
+            for s in ("pod-shim", "kube-scheduler"):
+                x = row[s]
+                L.append(f"| {int(n):,} | {s} | {fmt(x['podsBoundPerSecond'])} | {fmt(x['bindingP50Seconds'])} | "
+                         f"{fmt(x['bindingP99Seconds'])} | {fmt(x['apiserverRequestP99Seconds'])} | "
+                         f"{fmt(x.get('binderCpuSeconds'))} | {fmt(x.get('apiserverCpuSeconds'))} |")
+            L.append(f"| {int(n):,} | **ratio** | **{row['ratios']['podsBoundPerSecond']}×** | | "
+                     f"**{row['ratios']['bindingP99']}×** | | | |")
+        L += [""] + paragraphs(explain_binding(b) + b.get("notes", []))
+    o = runs.get("overhead")
+    if o:
+        t = o["totals"]
+        L += ["## 3. Harness overhead at dev-5k load", "",
+              f"{o['clusters']} cluster(s) × 1,000 Pods (dev-5k's per-cluster load: ramp 50/s, 5 % churn every 30 s), "
+              f"kube-scheduler, reference SUT; every process under the runner sampled from /proc every 0.5 s over "
+              f"the loaded window (load gate → teardown, {o['windowSeconds']} s). Run verdict: "
+              f"{'PASS' if o['run']['passed'] else 'FAIL'}. Measured {o['date']}{' (quick size)' if o['quick'] else ''}.", "",
+              "| process | CPU s | vCPU | mean RSS MiB |", "|---|---:|---:|---:|"]
+        for k, v in sorted(o["classes"].items(), key=lambda kv: -kv[1]["cpuSeconds"]):
+            side = "harness" if k in HARNESS.values() else "control plane" if k in CONTROL_PLANE.values() else "outside"
+            L.append(f"| {k} ({side}) | {fmt(v['cpuSeconds'])} | {fmt(v['vcpu'])} | {fmt(v['rssMeanMiB'])} |")
+        L += ["",
+              f"Harness / control plane: **{o['harnessCpuShareOfControlPlane'] * 100:.1f} % CPU**, "
+              f"**{o['harnessRssShareOfControlPlane'] * 100:.1f} % RSS** (goal ≤ 10 % / ≤ 15 %).", "",
+              "| per simulated cluster | vCPU | RSS MiB | ratio to ours |", "|---|---:|---:|---:|",
+              f"| ours, measured (control plane + harness, {o['perCluster']['fakeNodes']} fake Nodes) | "
+              f"{o['perCluster']['vcpu']} | {o['perCluster']['rssMiB']} | 1 |",
+              f"| seed's cost model | 0.4 | 477 | vCPU {o['ratios']['perClusterVcpuVsSeed']}×, RSS "
+              f"{o['ratios']['perClusterRssVsSeed']}× of it |",
+              f"| kubemark, {o['perCluster']['fakeNodes']} hollow nodes (0.09 vCPU / 220 MB each, no control plane) | "
+              f"{0.09 * o['perCluster']['fakeNodes']:.2f} | {220 * o['perCluster']['fakeNodes']} | per Node ours is "
+              f"{o['ratios']['perFakeNodeVcpuVsKubemark']}× the CPU, {o['ratios']['perFakeNodeRssVsKubemark']}× the RSS |",
+              ""] + paragraphs(o.get("notes", []))
+    k = runs.get("capacity")
+    if k:
+        L += ["## 4. Clusters per machine", "",
+              f"Loaded: dev-5k's shape ({k['objectsPerCluster']:,} Pods per cluster, ramp 50/s, churn), every "
+              f"default SLO judged; clusterCount doubled until a run fails, then bisected (bounded). Measured "
+              f"{k['date']}{' (quick size)' if k['quick'] else ''}.", "",
+              "| clusters | objects | verdict | binding p99 (s) | apiserver p99 (s) | vCPU used | RSS GiB |",
+              "|---:|---:|---|---:|---:|---:|---:|"]
+        for s in k["search"]:
+            L.append(f"| {s['clusters']} | {s['clusters'] * k['objectsPerCluster']:,} | "
+                     f"{'PASS' if s['passed'] else 'FAIL'} | {fmt(s['bindingP99Seconds'])} | "
+                     f"{fmt(s['apiserverRequestP99Seconds'])} | {fmt(s.get('vcpuTotal'))} | "
+                     f"{fmt((s.get('rssMiBTotal') or 0) / 1024)} |")
+        i = k["idle"]
+        L += ["", f"Largest passing: **{k['largestPassingClusters']} cluster(s) × {k['objectsPerCluster']:,} = "
+                  f"{k['largestPassingObjects']:,} Pods**.", "",
+              f"Idle: {i['clusters']} bare clusters started side by side: {i['rssMiBPerCluster']} MiB and "
+              f"{i['vcpuPerCluster']} vCPU each. Memory-bound at 80 % of {i['memTotalGiB']} GiB: "
+              f"**{i['memoryBoundClusters']} idle clusters**; their idle CPU alone would fill both cores at "
+              f"{i['cpuBoundClusters']}. The runner's local budget rule admits {k['budgetRule']['admitsClusters']} "
+              f"such clusters ({k['budgetRule']['gibPerCluster']} GiB each).", ""] + paragraphs(k.get("notes", []))
+    (OUT / "README.md").write_text("\n".join(L))
+
+
+PARTS = {"create": bench_create, "binding": bench_binding, "overhead": bench_overhead, "capacity": bench_capacity}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small sizes: a few minutes per part")
+    ap.add_argument("--only", default=",".join(PARTS), help="comma-separated parts: " + ", ".join(PARTS))
+    ap.add_argument("--render", action="store_true", help="only regenerate results/bench/README.md from the JSON")
+    a = ap.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    if a.render:
+        render()
+        return
+    parts = [p for p in a.only.split(",") if p]
+    for p in parts:
+        if p not in PARTS:
+            sys.exit(f"unknown part {p}: one of {', '.join(PARTS)}")
+    global KUBECTL, KUBE_BURNER
+    KUBECTL = upstream_bin("kubectl", "make upstream")
+    for b in ("scaletest-cluster", "scaletest-runner", "scaletest-load-driver"):
+        our_bin(b)
+    if "create" in parts:
+        KUBE_BURNER = upstream_bin("kube-burner", "scripts/upstream.sh bench")
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: sys.exit(130))
+    try:
+        for p in parts:
+            t0 = time.monotonic()
+            r = PARTS[p](a.quick)
+            prev = OUT / f"{p}.json"
+            notes = json.loads(prev.read_text()).get("notes", []) if prev.exists() else []
+            r.update({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "quick": a.quick,
+                      "machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
+                                  "loadAverageAtEnd": os.getloadavg()[0]},
+                      "benchSeconds": round(time.monotonic() - t0, 1), "notes": notes})
+            if p == "create":
+                r["peerVersion"] = Path(os.path.realpath(KUBE_BURNER)).parent.name.split("@")[-1]
+            prev.write_text(json.dumps(r, indent=2) + "\n")
+            log(f"{p}: wrote {prev}")
+            render()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    finally:
+        kill_all_groups()
+    print((OUT / "README.md").read_text())
+
+
+KUBECTL = KUBE_BURNER = None
+
+if __name__ == "__main__":
+    main()
