@@ -95,34 +95,11 @@ userSut: {{ ne (dig "sut" "image" "" $p) "" }}
 {{- end -}}
 
 {{/*
-The profile file as mounted. Unchanged unless the chart must override part of it:
-harness.density (a value), or sut (run by a sidecar, so the supervisor's own SUT
-process is a placeholder that only waits).
+The profile file as mounted: the profile as given. Chart values that override it
+(harness.density, a SUT in a sidecar) reach the supervisor as flags instead.
 */}}
 {{- define "scaletest.profileFile" -}}
-{{- $s := include "scaletest.settings" . | fromYaml -}}
-{{- $densityOverride := not (kindIs "invalid" .Values.harness.density) -}}
-{{- if or $densityOverride $s.sutSidecar -}}
-{{- $p := include "scaletest.profileDoc" . | fromYaml -}}
-{{- if $densityOverride -}}
-{{- $h := dig "harness" (dict) $p -}}
-{{- $_ := set $h "density" (int64 .Values.harness.density) -}}
-{{- $_ = set $p "harness" $h -}}
-{{- end -}}
-{{- if $s.sutSidecar -}}
-{{- $_ := set $p "sut" (dict "command" (list "sleep" "infinity")) -}}
-{{- end -}}
-# Rendered by the scaletest chart from the profile given as `profile`:
-{{- if $densityOverride }}
-# harness.density is the chart's harness.density value.
-{{- end }}
-{{- if $s.sutSidecar }}
-# sut runs in the Pod's `sut` sidecar; the supervisor's sut process only waits.
-{{- end }}
-{{ toYaml $p }}
-{{- else -}}
 {{ .Values.profile }}
-{{- end -}}
 {{- end -}}
 
 {{/*

@@ -51,6 +51,15 @@ pub struct ClusterArgs {
     #[arg(long, env = "SCALETEST_PROFILE")]
     pub profile: Option<PathBuf>,
 
+    /// Pods per fake Node the reference SUT opens [default: the profile's harness.density].
+    #[arg(long, env = "SCALETEST_DENSITY", value_parser = clap::value_parser!(u32).range(1..))]
+    pub density: Option<u32>,
+
+    /// Start no system under test: it runs elsewhere (a sidecar container, or
+    /// one central SUT for every cluster) and reaches this apiserver itself.
+    #[arg(long, env = "SCALETEST_NO_SUT")]
+    pub no_sut: bool,
+
     /// Run id every created object is labelled with (`scaletest-run=<id>`).
     #[arg(long, env = "SCALETEST_RUN_ID", default_value = "local")]
     pub run_id: String,

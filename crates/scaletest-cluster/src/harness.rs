@@ -17,6 +17,10 @@ pub struct HarnessSpec<'a> {
     pub node_creator_skip_every: u64,
     /// File the load-driver waits for before its first phase.
     pub load_gate: Option<&'a Path>,
+    /// Overrides the profile's harness.density for the reference SUT.
+    pub density: Option<u32>,
+    /// False when the system under test runs outside this supervisor.
+    pub run_sut: bool,
 }
 
 /// Our harness binaries, resolved once by the caller.
@@ -35,7 +39,7 @@ impl HarnessPrograms {
             Scheduler::PodShim => "scaletest-pod-shim",
         }];
         if let Some((_, profile)) = spec.profile {
-            if matches!(profile.sut, Sut::Reference(_)) {
+            if spec.run_sut && matches!(profile.sut, Sut::Reference(_)) {
                 v.push("scaletest-sut");
             }
             v.push("scaletest-load-driver");
@@ -83,13 +87,14 @@ pub fn harness(l: &Layout, programs: &HarnessPrograms, spec: &HarnessSpec) -> Ve
     }
     let Some((path, profile)) = spec.profile else { return v };
     match &profile.sut {
+        _ if !spec.run_sut => {}
         Sut::Reference(r) => {
             let mut c = base(l, "sut", &programs.sut, l.ports.sut);
             c.args.extend([
                 format!("--provisioning-delay={}", humantime::format_duration(r.provisioning_delay)),
                 format!("--acknowledge-concurrency={}", r.acknowledge_concurrency),
                 format!("--cycle-interval={}", humantime::format_duration(r.cycle_interval)),
-                format!("--density={}", profile.harness.density),
+                format!("--density={}", spec.density.unwrap_or(profile.harness.density)),
             ]);
             v.push(c);
         }
@@ -153,8 +158,15 @@ mod tests {
 
     #[test]
     fn without_a_profile_only_the_node_maker_runs() {
-        let spec =
-            HarnessSpec { profile: None, run_id: "r", cluster: "c", node_creator_skip_every: 0, load_gate: None };
+        let spec = HarnessSpec {
+            profile: None,
+            run_id: "r",
+            cluster: "c",
+            node_creator_skip_every: 0,
+            load_gate: None,
+            density: None,
+            run_sut: true,
+        };
         let names = |s| harness(&layout(s), &programs(), &spec).iter().map(|c| c.name).collect::<Vec<_>>();
         assert_eq!(names(Scheduler::KubeScheduler), ["node-creator"]);
         assert_eq!(names(Scheduler::PodShim), ["pod-shim"]);
@@ -170,6 +182,8 @@ mod tests {
             cluster: "c0",
             node_creator_skip_every: 0,
             load_gate: Some(Path::new("/w/start")),
+            density: None,
+            run_sut: true,
         };
         let v = harness(&layout(Scheduler::KubeScheduler), &programs(), &spec);
         assert_eq!(v.iter().map(|c| c.name).collect::<Vec<_>>(), ["node-creator", "sut", "load-driver"]);
@@ -181,5 +195,27 @@ mod tests {
         let Sut::Reference(r) = &profile.sut else { panic!("smoke runs the reference SUT") };
         let delay = format!("--provisioning-delay={}", humantime::format_duration(r.provisioning_delay));
         assert!(v[1].args.contains(&delay), "{:?}", v[1].args);
+    }
+
+    #[test]
+    fn density_and_sut_can_be_overridden_without_touching_the_profile() {
+        let profile = smoke();
+        let path = PathBuf::from("/p/smoke.yaml");
+        let mut spec = HarnessSpec {
+            profile: Some((&path, &profile)),
+            run_id: "run-1",
+            cluster: "c0",
+            node_creator_skip_every: 0,
+            load_gate: None,
+            density: Some(30),
+            run_sut: true,
+        };
+        let v = harness(&layout(Scheduler::KubeScheduler), &programs(), &spec);
+        assert!(v[1].args.contains(&"--density=30".to_string()), "{:?}", v[1].args);
+        spec.run_sut = false;
+        let v = harness(&layout(Scheduler::KubeScheduler), &programs(), &spec);
+        assert_eq!(v.iter().map(|c| c.name).collect::<Vec<_>>(), ["node-creator", "load-driver"]);
+        let needed = HarnessPrograms::needed(Scheduler::KubeScheduler, &spec);
+        assert_eq!(needed, ["scaletest-node-creator", "scaletest-load-driver"]);
     }
 }

@@ -93,6 +93,8 @@ pub async fn run(args: ClusterArgs, shutdown: CancellationToken) -> Result<(), S
         cluster: &args.name,
         node_creator_skip_every: args.node_creator_skip_every,
         load_gate: args.load_gate.as_deref(),
+        density: args.density,
+        run_sut: !args.no_sut,
     };
     let find = |n: &str| binaries::find(n, &args.bin_dir);
     let (kine, apiserver, kcm, kwok) =

@@ -235,7 +235,7 @@ async fn values_override_the_profile_and_pick_what_prometheus_scrapes() {
     assert_eq!(annotations["prometheus.io/scrape"], "true");
     assert_eq!(annotations["scaletest.dev/metrics-ports"], "kine-metrics,kwok,supervisor,node-creator,load-driver,sut");
 
-    // harness.scheduler goes to --scheduler; harness.density into the mounted profile.
+    // harness.scheduler goes to --scheduler, harness.density to --density; the profile is mounted as given.
     let docs = documents(&ok(
         &template("ns", Some("smoke"), &["harness.scheduler=pod-shim", "harness.density=50"]).await,
         "helm template with overrides",
@@ -243,18 +243,17 @@ async fn values_override_the_profile_and_pick_what_prometheus_scrapes() {
     let sts: StatefulSet = one(&docs, "-cluster");
     let args = container(&sts, "cluster").args.clone().unwrap();
     assert!(args.contains(&"--scheduler=pod-shim".to_string()), "{args:?}");
-    let mounted = mounted_profile(&docs, "smoke");
-    assert_eq!(mounted.harness.density, 50);
-    let mut expected = profile::load(Path::new(&profile_path("smoke"))).unwrap();
-    expected.harness.density = 50;
-    assert_eq!(mounted, expected, "only harness.density changes");
+    assert!(args.contains(&"--density=50".to_string()), "{args:?}");
+    assert!(!args.contains(&"--no-sut".to_string()), "{args:?}");
+    let expected = profile::load(Path::new(&profile_path("smoke"))).unwrap();
+    assert_eq!(mounted_profile(&docs, "smoke"), expected, "the profile is mounted unchanged");
     let prom: ConfigMap = one(&docs, "-prometheus");
     let config = &prom.data.as_ref().unwrap()["prometheus.yml"];
     assert!(config.contains(r#"regex: "(kine-metrics|kwok|supervisor|pod-shim|load-driver|sut)""#), "{config}");
     assert!(config.contains(r#"regex: "(controller-mgr)""#), "{config}");
 
     // sut.mode=sidecar: the reference SUT from its own image, with the profile's settings;
-    // the supervisor's own sut is a placeholder that only waits.
+    // the supervisor starts none of its own.
     let docs = documents(&ok(&template("ns", Some("smoke"), &["sut.mode=sidecar"]).await, "helm template sidecar"));
     let sts: StatefulSet = one(&docs, "-cluster");
     let sut = container(&sts, "sut");
@@ -263,12 +262,8 @@ async fn values_override_the_profile_and_pick_what_prometheus_scrapes() {
     for want in ["--kubeconfig=/var/lib/scaletest/pki/admin.kubeconfig", "--provisioning-delay=2s", "--density=100"] {
         assert!(args.contains(&want.to_string()), "{want} not in {args:?}");
     }
-    let mounted = mounted_profile(&docs, "smoke");
-    assert!(
-        matches!(&mounted.sut, profile::Sut::Command(c) if c.command == ["sleep", "infinity"]),
-        "{:?}",
-        mounted.sut
-    );
+    assert!(container(&sts, "cluster").args.as_ref().unwrap().contains(&"--no-sut".to_string()));
+    assert_eq!(mounted_profile(&docs, "smoke"), profile::load(Path::new(&profile_path("smoke"))).unwrap());
     let cluster_ports: Vec<String> =
         container(&sts, "cluster").ports.iter().flatten().filter_map(|p| p.name.clone()).collect();
     assert!(!cluster_ports.contains(&"sut".to_string()), "the sidecar owns the sut port: {cluster_ports:?}");
