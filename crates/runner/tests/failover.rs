@@ -31,7 +31,7 @@ sut:
   reference: {provisioningDelay: 1s, cycleInterval: 1s}
 slos: []
 costEstimate: {awsSpotUsdPerHour: 0, vcpu: 1, memoryGb: 1}
-durations: {soak: 60s, steadyStateTimeout: 2m}
+durations: {soak: 60s, steadyStateTimeout: 5m}
 faults:
   - {at: 5s, target: sut, action: kill}
   - {at: 20s, target: kube-apiserver, action: kill}
