@@ -591,7 +591,8 @@ impl Run {
                 self.metrics.insert(name.to_string(), v);
             }
         }
-        for slo in self.profile.slos.clone() {
+        for mut slo in self.profile.slos.clone() {
+            slo.query = slo.query.replace(profile::SLO_WINDOW, &window);
             let v = prom::query(&addr, &slo.query).await.map_err(fail)?;
             self.metrics.insert(slo.name.clone(), v);
             self.slos.push(SloResult::judge(&slo, v));

@@ -131,7 +131,7 @@ fn an_impossible_slo_fails_the_run_and_names_it() {
     let profile = smoke_variant(tmp.path(), "smoke-impossible", |t| {
         t.replace(
             "# `slos` is left out",
-            "slos:\n  - name: impossibleBindingP99\n    query: histogram_quantile(0.99, sum(rate(scaletest_load_driver_binding_latency_seconds_bucket[5m])) by (le))\n    threshold: 0.000001\n# `slos` was left out",
+            "slos:\n  - name: impossibleBindingP99\n    query: histogram_quantile(0.99, sum(rate(scaletest_load_driver_binding_latency_seconds_bucket[$window])) by (le))\n    threshold: 0.000001\n# `slos` was left out",
         )
     });
     let out = tmp.path().join("out");

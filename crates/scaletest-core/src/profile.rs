@@ -35,8 +35,10 @@ use crate::quantity;
 /// user-supplied system under test ([`Sut::Command`]).
 pub const SUT_KUBECONFIG_ENV: &str = "SCALETEST_KUBECONFIG";
 
-/// The `rate()` window of the default SLO queries.
-pub const SLO_RATE_WINDOW: &str = "5m";
+/// Placeholder for the range of an SLO query (`rate(x[$window])`): the runner puts the
+/// whole run in its place, so a verdict covers every observation of the run, and a
+/// soak longer than a fixed window cannot leave a rare event's histogram without data.
+pub const SLO_WINDOW: &str = "$window";
 
 /// Longest profile name. Run ids are `YYYYMMDD-HHMMSS-<name>` (16 + name characters) and
 /// end up in the `scaletest-run` label, whose values are at most 63 characters.
@@ -593,7 +595,7 @@ impl fmt::Display for FaultAction {
 pub struct Slo {
     /// Key in `summary.json`'s metrics: letters, digits and `_`, starting with a letter.
     pub name: String,
-    /// A PromQL expression evaluating to one sample.
+    /// A PromQL expression evaluating to one sample; `$window` stands for the run's length.
     pub query: String,
     pub threshold: f64,
     #[serde(default)]
@@ -662,9 +664,9 @@ impl Default for Durations {
 }
 
 /// `histogram_quantile(0.99, ...)` over the `_bucket` series of `histogram`, summed over
-/// every series (all clusters), with [`SLO_RATE_WINDOW`].
+/// every series (all clusters), over the run ([`SLO_WINDOW`]).
 pub fn p99_query(histogram: &str) -> String {
-    format!("histogram_quantile(0.99, sum(rate({histogram}_bucket[{SLO_RATE_WINDOW}])) by (le))")
+    format!("histogram_quantile(0.99, sum(rate({histogram}_bucket[{SLO_WINDOW}])) by (le))")
 }
 
 /// The seed's pass/fail table, mapped to the metrics our components export.
@@ -1477,7 +1479,7 @@ costEstimate: {awsSpotUsdPerHour: 1.0, vcpu: 4, memoryGb: 8}
         );
         assert_eq!(
             slos[0].query,
-            "histogram_quantile(0.99, sum(rate(scaletest_sut_cycle_duration_seconds_bucket[5m])) by (le))"
+            "histogram_quantile(0.99, sum(rate(scaletest_sut_cycle_duration_seconds_bucket[$window])) by (le))"
         );
         assert!(slos[3].query.contains("scaletest_load_driver_binding_latency_seconds_bucket"));
         assert!(slos.iter().all(|s| s.comparison == Comparison::Below));
