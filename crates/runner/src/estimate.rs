@@ -15,8 +15,12 @@ const CLOUD_HINTS: [&str; 6] = ["eks", "gke", "aks", "aws", "gcp", "azure"];
 /// Measured idle footprint of one simulated cluster plus its harness
 /// (results/cluster-start.md rounds to ~0.6 GiB), with headroom for load.
 pub const LOCAL_GIB_PER_CLUSTER: f64 = 0.75;
-/// Per object in a cluster (apiserver cache, kine rows, watchers): ~20 KiB.
-pub const LOCAL_GIB_PER_OBJECT: f64 = 20.0 / (1024.0 * 1024.0);
+/// Per object in a cluster: the apiserver's watch cache, kine's rows and a copy
+/// in each of five watchers. Measured for Pods by `make bench`
+/// (results/bench/README.md, section 4): one cluster holding 10,000 Pods used
+/// ~1.8 GiB against ~0.57 GiB idle, ~128 KiB per Pod (the old 20 KiB
+/// undercounted 10K-object clusters by half).
+pub const LOCAL_GIB_PER_OBJECT: f64 = 128.0 / (1024.0 * 1024.0);
 /// Share of this machine's memory a local run may plan to use.
 pub const LOCAL_MEMORY_SHARE: f64 = 0.8;
 
