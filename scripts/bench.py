@@ -676,6 +676,14 @@ def idle_clusters(count, settle):
             "memTotalGiB": round(mem["MemTotal"] / 2**20, 1), "idleSeconds": settle}
 
 
+def budget_rule():
+    """The runner's local budget constants, read from crates/runner/src/estimate.rs."""
+    src = (ROOT / "crates/runner/src/estimate.rs").read_text()
+    num = lambda name: re.search(rf"{name}: f64 = ([0-9.]+)", src).group(1)
+    return {"gibPerCluster": float(num("LOCAL_GIB_PER_CLUSTER")), "kibPerObject": float(num("LOCAL_GIB_PER_OBJECT")),
+            "memoryShare": float(num("LOCAL_MEMORY_SHARE"))}
+
+
 def bench_capacity(quick):
     res = {"benchmark": "capacity", "search": []}
     tried = set()
@@ -721,9 +729,11 @@ def bench_capacity(quick):
     idle["memoryBoundClusters"] = int(budget // idle["rssMiBPerCluster"])
     idle["cpuBoundClusters"] = int(os.cpu_count() // idle["vcpuPerCluster"]) if idle["vcpuPerCluster"] else None
     res["idle"] = idle
-    # What crates/runner/src/estimate.rs admits locally (0.75 GiB + 20 KiB/object per cluster, 80 % of RAM).
-    per = 0.75 + objects * 20 / 2**20
-    res["budgetRule"] = {"gibPerCluster": round(per, 3), "admitsClusters": int(0.8 * idle["memTotalGiB"] // per)}
+    # What crates/runner/src/estimate.rs admits locally at this size.
+    rule = budget_rule()
+    per = rule["gibPerCluster"] + objects * rule["kibPerObject"] / 2**20
+    res["budgetRule"] = {**rule, "gibPerClusterAtSize": round(per, 3),
+                         "admitsClusters": int(rule["memoryShare"] * idle["memTotalGiB"] // per)}
     return res
 
 
@@ -916,15 +926,19 @@ def explain_capacity(k, runs):
         slopes = [(mib - idle) * 1024 / n for n, mib, _ in big]
         slope = max(slopes)
         rule = {n: (0.75 * 1024 + n * 20 / 1024) for n, _, _ in big}
+        rule = budget_rule()
+        allowed = lambda n: (rule["gibPerCluster"] * 1024 + n * rule["kibPerObject"] / 1024)
         out.append(
-            "**The runner's local budget rule** (`crates/runner/src/estimate.rs`: 0.75 GiB per cluster + 20 KiB per "
-            "object, 80 % of RAM) against the measurement: an idle cluster is "
-            f"{idle:.0f} MiB (the rule's 768 MiB leaves room for load); loaded, "
-            + "; ".join(f"{n:,} Pods: {mib:.0f} MiB measured vs {rule[n]:.0f} MiB allowed ({src})" for n, mib, src in big)
-            + f". That is up to {slope:.0f} KiB per Pod above idle — every Pod is held by the apiserver's watch cache "
-            "and by each of its five watchers — so the 20 KiB/object term undercounts Pods, which matters at 10K+ "
-            "objects per cluster; the idle term is right. For this machine CPU runs out long before memory "
-            "for loaded clusters, and memory first only for idle ones.")
+            "**The runner's local budget rule** (`crates/runner/src/estimate.rs`, a cluster may plan "
+            f"{rule['gibPerCluster']} GiB + {rule['kibPerObject']:.0f} KiB per object, within "
+            f"{rule['memoryShare'] * 100:.0f} % of RAM) against the measurement: an idle cluster is {idle:.0f} MiB; "
+            "loaded, "
+            + "; ".join(f"{n:,} Pods: {mib:.0f} MiB measured, {allowed(n):.0f} MiB planned ({src})" for n, mib, src in big)
+            + f". Above idle that is {min(slopes):.0f}–{slope:.0f} KiB per Pod (the smaller figure from the "
+            "largest run; small runs carry the ramp's transient working set): every Pod sits in the apiserver's "
+            "watch cache and in each of five watchers. The rule used to plan 20 KiB per object, half of what a "
+            "10,000-Pod cluster needs; this measurement moved it to 128 KiB. The idle term stands. On this machine "
+            "CPU runs out long before memory for loaded clusters; memory binds first only for idle ones.")
     return out
 
 
@@ -1039,7 +1053,8 @@ def render():
               f"{i['vcpuPerCluster']} vCPU each. Memory-bound at 80 % of {i['memTotalGiB']} GiB: "
               f"**{i['memoryBoundClusters']} idle clusters**; their idle CPU alone would fill both cores at "
               f"{i['cpuBoundClusters']}. The runner's local budget rule admits {k['budgetRule']['admitsClusters']} "
-              f"such clusters ({k['budgetRule']['gibPerCluster']} GiB each).", ""] + paragraphs(explain_capacity(k, runs) + k.get("notes", []))
+              f"such clusters ({k['budgetRule'].get('gibPerClusterAtSize', k['budgetRule']['gibPerCluster'])} GiB each at "
+              f"{k['objectsPerCluster']:,} objects).", ""] + paragraphs(explain_capacity(k, runs) + k.get("notes", []))
     (OUT / "README.md").write_text("\n".join(L))
 
 
