@@ -876,8 +876,11 @@ def explain_overhead(o):
         "watchers (controller-manager, scheduler, kwok, the SUT, the load-driver), each of which also keeps a copy.",
         f"**Against the cost models.** A loaded simulated cluster costs {o['perCluster']['vcpu']} vCPU and "
         f"{o['perCluster']['rssMiB']:.0f} MiB here, {o['ratios']['perClusterVcpuVsSeed']}× and "
-        f"{o['ratios']['perClusterRssVsSeed']}× the seed's 0.4 vCPU / 0.5 GB: the seed's figure is a sustained "
-        "average, ours includes the ramp and the churn rounds. Per fake Node it is "
+        f"{o['ratios']['perClusterRssVsSeed']}× the seed's 0.4 vCPU / 0.5 GB. The vCPU figure is what the "
+        f"processes got, not what they asked for: all {o['clusters']} cluster(s) together got "
+        f"{o['totals']['vcpu']['controlPlane'] + o['totals']['vcpu']['harness']:.2f} of the 2 cores, with the "
+        f"machine's load average at {o['machine']['loadAverageAtEnd']:.0f} at the end (the memory figure depends "
+        "on that much less). Per fake Node it is "
         f"{o['ratios']['perFakeNodeVcpuVsKubemark']}× kubemark's CPU and {o['ratios']['perFakeNodeRssVsKubemark']}× "
         "its memory while carrying its own control plane; at density 100 a cluster has only "
         f"{o['perCluster']['fakeNodes']} Nodes, so the advantage grows with Nodes per cluster (a kwok Node is a few "
@@ -948,7 +951,13 @@ def render():
          "Written by `make bench` (`scripts/bench.py`; `make bench QUICK=1` for the quick size). Every figure",
          "is a count or a ratio of two things measured in the same invocation on the same machine; absolute",
          "times drift (the 2-core / 24 GiB development machine is shared with other work, and was while these",
-         "were measured). No figure is a test assertion.", ""]
+         "were measured: the JSON records the 1-minute load average at the end of each part, and of most runs). No figure is a",
+         "test assertion.", "",
+         "Reproduce: `make bench` (full sizes: 10,000 objects for create, 10,000 Pods for binding, 5 clusters for",
+         "overhead) or `make bench QUICK=1`; one part: `scripts/bench.py [--quick] --only create|binding|overhead|capacity`.",
+         "Knobs: `BENCH_50K=1` adds the 50,000-Pod binding size, `BENCH_LD_CONCURRENCY` the load-driver's requests",
+         "in flight (100), `BENCH_PEER_TIMEOUT` kube-burner's time bound (1800 s). JSON: [create](create.json),",
+         "[binding](binding.json), [overhead](overhead.json), [capacity](capacity.json).", ""]
     c = runs.get("create")
     if c:
         L += [f"## 1. Create throughput: load-driver vs kube-burner {c.get('peerVersion', '')}", "",
