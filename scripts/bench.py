@@ -114,13 +114,26 @@ def stop(p, grace=120):
 
 
 def kill_all_groups(*_):
+    """On any exit: SIGTERM every group we started (leaders tear down their children in
+    order: the runner its clusters, a supervisor its control plane), then SIGKILL what is left."""
     for g in list(_groups):
-        for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(g, signal.SIGTERM)
+        except ProcessLookupError:
+            _groups.discard(g)
+    deadline = time.monotonic() + 120
+    while _groups and time.monotonic() < deadline:
+        for g in list(_groups):
             try:
-                os.killpg(g, sig)
+                os.killpg(g, 0)
             except ProcessLookupError:
-                break
-            time.sleep(2)
+                _groups.discard(g)
+        time.sleep(0.5)
+    for g in list(_groups):
+        try:
+            os.killpg(g, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     _groups.clear()
 
 
