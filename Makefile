@@ -38,9 +38,10 @@ validate: build
 ## test: format and lint checks, then every unit and integration test (real control planes)
 .PHONY: test
 test: upstream
+	# --locked: the image build (Dockerfile.harness) builds with --locked, so a stale Cargo.lock fails here first.
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) build --workspace --bins
+	$(CARGO) build --locked --workspace --bins
 	$(CARGO) test --workspace
 
 ## bench: side by side with the peers into results/bench/ (load-driver vs kube-burner, pod-shim vs kube-scheduler, harness overhead, clusters per machine; QUICK=1: the quick size), plus one cluster's cold start and the harness rates into results/
