@@ -36,9 +36,9 @@ validate: build
 	target/debug/scaletest-runner validate profiles
 
 ## test: format and lint checks, then every unit and integration test (real control planes)
+# (--locked as in the image build: a stale Cargo.lock fails here first)
 .PHONY: test
 test: upstream
-	# --locked: the image build (Dockerfile.harness) builds with --locked, so a stale Cargo.lock fails here first.
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) build --locked --workspace --bins
