@@ -44,7 +44,7 @@ test: upstream
 	$(CARGO) build --locked --workspace --bins
 	$(CARGO) test --workspace
 
-## bench: side by side with the peers into results/bench/ (load-driver vs kube-burner, pod-shim vs kube-scheduler, harness overhead, clusters per machine; QUICK=1: the quick size), plus one cluster's cold start and the harness rates into results/
+## bench: side by side with the peers into results/bench/ (load-driver vs kube-burner, pod-shim vs kube-scheduler, harness overhead, clusters per machine), plus cold start and harness rates into results/; QUICK=1 for the quick size
 .PHONY: bench
 bench: upstream
 	scripts/upstream.sh bench
