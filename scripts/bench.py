@@ -719,7 +719,7 @@ def bench_capacity(quick):
     # First the largest per-cluster size one cluster passes at (dev-5k's 1,000 first), then
     # double clusterCount at that size until a run fails, then one bisection step. Bounded.
     sizes = [200, 100] if quick else [1000, 500, 200]
-    limit = 4 if quick else 6
+    limit = int(os.environ.get("BENCH_CAPACITY_RUNS", "4" if quick else "6"))
     objects, passed, failed = None, 0, None
     with tempfile.TemporaryDirectory(prefix="scaletest-bench-") as tmp:
         for o in sizes:
