@@ -86,6 +86,8 @@ pub struct Snapshot {
 pub struct DriverView {
     pub objects_active: Option<f64>,
     pub objects_bound: Option<f64>,
+    /// The counts read before and after the listing differ: the cluster was still moving.
+    pub moving: bool,
 }
 
 fn listed(names: &[String]) -> String {
@@ -212,6 +214,10 @@ fn driver_counts(s: &Snapshot, driver: DriverView, kind: ObjectKind) -> Invarian
             );
         }
     };
+    if driver.moving {
+        let detail = "the load-driver's counts changed while the cluster was listed (objects still being created, bound or churned)";
+        return InvariantResult::new(DRIVER_MATCHES_APISERVER, false, detail);
+    }
     let (Some(active), Some(driver_bound)) = (driver.objects_active, driver.objects_bound) else {
         return InvariantResult::new(DRIVER_MATCHES_APISERVER, false, "the load-driver's metrics could not be read");
     };
@@ -296,6 +302,7 @@ async fn driver_view(load_driver: Option<&str>) -> Option<DriverView> {
     Some(DriverView {
         objects_active: http::sample(&text, "scaletest_load_driver_objects_active"),
         objects_bound: http::sample(&text, "scaletest_load_driver_objects_bound"),
+        moving: false,
     })
 }
 
@@ -315,7 +322,11 @@ pub async fn settle(
         let results = match snapshot(client, run_id).await {
             Ok(s) => {
                 let after = driver_view(load_driver).await;
-                let driver = if before == after { after.unwrap_or_default() } else { DriverView::default() };
+                let driver = match (before, after) {
+                    (before, Some(after)) if before == Some(after) => after,
+                    (Some(_), Some(_)) => DriverView { moving: true, ..DriverView::default() },
+                    _ => DriverView::default(),
+                };
                 check(&s, driver, kind)
             }
             Err(e) => vec![InvariantResult::new(PODS_BOUND, false, format!("cannot list the cluster's objects: {e}"))],
@@ -368,7 +379,7 @@ mod tests {
     }
 
     fn driver(active: f64, bound: f64) -> DriverView {
-        DriverView { objects_active: Some(active), objects_bound: Some(bound) }
+        DriverView { objects_active: Some(active), objects_bound: Some(bound), moving: false }
     }
 
     fn failed(results: &[InvariantResult]) -> Vec<&str> {
@@ -427,6 +438,10 @@ mod tests {
         assert_eq!(r[4].detail, "load-driver: 3 active, 2 bound; apiserver: 2 Pods of the run, 2 bound");
         let r = check(&healthy(), DriverView::default(), ObjectKind::Pods);
         assert_eq!(failed(&r), [DRIVER_MATCHES_APISERVER]);
+        assert!(r[4].detail.contains("could not be read"), "{}", r[4].detail);
+        let r = check(&healthy(), DriverView { moving: true, ..driver(2.0, 2.0) }, ObjectKind::Pods);
+        assert_eq!(failed(&r), [DRIVER_MATCHES_APISERVER]);
+        assert!(r[4].detail.contains("changed while the cluster was listed"), "{}", r[4].detail);
         let r = check(&healthy(), DriverView::default(), ObjectKind::Manifest);
         assert!(failed(&r).is_empty());
     }
