@@ -612,9 +612,17 @@ def bench_binding(quick):
 
 # ---------------------------------------------------------------- 3. overhead
 
+def dev5k_ramp():
+    """dev-5k's ramp (Pods/s per cluster), read from its profile so the bench follows it."""
+    m = re.search(r"ramp:\s*\{\s*rate:\s*([0-9.]+)\s*\}", (ROOT / "profiles" / "dev-5k.yaml").read_text())
+    if not m:
+        sys.exit("bench: profiles/dev-5k.yaml has no `ramp: {rate: N}` phase to copy")
+    return float(m.group(1))
+
+
 def dev5k_like(name, clusters, objects=1000, steady="2m", soak="2m"):
     return base_profile(name, clusters, objects, "kube-scheduler",
-                        [{"ramp": {"rate": 50}}, {"steady": {"duration": steady, "churnPercent": 5,
+                        [{"ramp": {"rate": dev5k_ramp()}}, {"steady": {"duration": steady, "churnPercent": 5,
                                                              "churnInterval": "30s"}}], soak, "10m")
 
 
@@ -1050,7 +1058,7 @@ def render():
     if o:
         t = o["totals"]
         L += ["## 3. Harness overhead at dev-5k load", "",
-              f"{o['clusters']} cluster(s) × 1,000 Pods (dev-5k's per-cluster load: ramp 50/s, 5 % churn every 30 s), "
+              f"{o['clusters']} cluster(s) × 1,000 Pods (dev-5k's per-cluster load: ramp {fmt(o.get('rampPerSecond', 50))}/s, 5 % churn every 30 s), "
               f"kube-scheduler, reference SUT; every process under the runner sampled from /proc every 0.5 s over "
               f"the loaded window (load gate → teardown, {o['windowSeconds']} s). Run verdict: "
               f"{'PASS' if o['run']['passed'] else 'FAIL'}. Measured {o['date']}{' (quick size)' if o['quick'] else ''}.", "",
@@ -1073,7 +1081,7 @@ def render():
     k = runs.get("capacity")
     if k:
         L += ["## 4. Clusters per machine", "",
-              f"Loaded: dev-5k's shape (ramp 50 Pods/s, 5 % churn every 30 s, 1 min steady, 1 min soak), every "
+              f"Loaded: dev-5k's shape (ramp {fmt(k.get('rampPerSecond', 50))} Pods/s, 5 % churn every 30 s, 1 min steady, 1 min soak), every "
               f"default SLO judged. First the largest Pods per cluster one cluster passes at (1,000 first, then "
               f"smaller), then clusterCount doubled at that size until a run fails, then bisected (bounded). Measured "
               f"{k['date']}{' (quick size)' if k['quick'] else ''}.", "",
@@ -1135,6 +1143,8 @@ def main():
                       "machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
                                   "loadAverageAtEnd": os.getloadavg()[0]},
                       "benchSeconds": round(time.monotonic() - t0, 1), "notes": notes})
+            if p in ("overhead", "capacity"):
+                r["rampPerSecond"] = dev5k_ramp()
             if p == "create":
                 r["peerVersion"] = Path(os.path.realpath(KUBE_BURNER)).parent.name.split("@")[-1]
             prev.write_text(json.dumps(r, indent=2) + "\n")
