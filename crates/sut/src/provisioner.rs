@@ -196,7 +196,9 @@ impl Provisioner {
                     if statuses.is_none() && self.status_backoff.ready(Instant::now()) {
                         let writes = self.status_writes();
                         if !writes.is_empty() {
-                            statuses = Some(write_statuses(self.client.clone(), self.params(), writes, self.settings.write_concurrency).boxed());
+                            let (client, params) = (self.client.clone(), self.params());
+                            let batch = write_statuses(client, params, writes, self.settings.write_concurrency);
+                            statuses = Some(batch.boxed());
                         }
                     }
                 }
