@@ -316,8 +316,7 @@ impl Run {
 
     /// Where each local cluster's supervisor (control routes) and load-driver answer.
     fn fault_targets(&self) -> Vec<faults::ClusterTarget> {
-        let addr =
-            |c: &LocalCluster, name: &str| c.endpoints.component(name)?.metrics.as_ref().map(|m| m.address.clone());
+        let addr = |c: &LocalCluster, name: &str| c.endpoints.metrics_address(name).map(str::to_string);
         self.clusters
             .iter()
             .enumerate()
@@ -342,10 +341,9 @@ impl Run {
             let records: Vec<FaultRecord> =
                 self.faults.iter().filter(|(ci, _)| *ci == i as u32).map(|(_, r)| r.clone()).collect();
             async move {
-                let load_driver =
-                    c.endpoints.component("load-driver").and_then(|x| x.metrics.as_ref()).map(|m| m.address.clone());
+                let load_driver = c.endpoints.metrics_address("load-driver");
                 let mut results = match scaletest_core::client::from_kubeconfig(&c.endpoints.kubeconfig).await {
-                    Ok(client) => invariants::settle(&client, &run_id, load_driver.as_deref(), kind, settle).await,
+                    Ok(client) => invariants::settle(&client, &run_id, load_driver, kind, settle).await,
                     Err(e) => vec![InvariantResult {
                         name: invariants::PODS_BOUND.into(),
                         held: false,
@@ -476,8 +474,7 @@ impl Run {
 
     /// Reads the load-driver's own gauges straight from each cluster.
     async fn driver_sample(c: &LocalCluster, name: &str) -> Option<f64> {
-        let addr = c.endpoints.component("load-driver")?.metrics.as_ref()?.address.clone();
-        let text = http::get(&addr, "/metrics").await.ok()?;
+        let text = http::get(c.endpoints.metrics_address("load-driver")?, "/metrics").await.ok()?;
         http::sample(&text, &format!("scaletest_load_driver_{name}"))
     }
 

@@ -28,7 +28,7 @@ async fn injected_faults_restart_or_pause_a_child_without_spending_its_budget() 
     // A budget of one restart: three injected kills must not exhaust it.
     let c = TestCluster::start("faults", &["--max-restarts", "1", "--bind-address", "0.0.0.0"]).await;
     let log = c.endpoints.data_dir.join("logs/kine.log");
-    let admin = c.endpoints.component("scaletest-cluster").unwrap().metrics.as_ref().unwrap().address.clone();
+    let admin = c.endpoints.metrics_address("scaletest-cluster").unwrap().to_string();
 
     for round in 1..=3u32 {
         let reply = control::send_fault(&admin, "kine", FaultAction::Kill, None).await.unwrap();

@@ -72,7 +72,7 @@ async fn node_creator_makes_one_node_per_upcoming_node_across_restarts() {
         assert_eq!(n.labels()["pool"], "test");
     }
     assert!(nodes.iter().all(|n| n.name_any() != "un-bad"));
-    let metrics = scrape(&c.endpoints.component("node-creator").unwrap().metrics.as_ref().unwrap().address).await;
+    let metrics = scrape(c.endpoints.metrics_address("node-creator").unwrap()).await;
     assert!(metrics.contains("scaletest_node_creator_node_errors_total{reason=\"malformed\"}"), "{metrics}");
     c.stop_and_assert_clean().await;
 }
@@ -111,7 +111,7 @@ async fn pod_shim_binds_first_fit_and_marks_the_rest_unschedulable() {
     let bound_now = list.items.iter().filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some()).count();
     assert_eq!(bound_now, 100, "first-fit must stop at Allocatable pods=100");
     assert!(bound.iter().all(|n| n == "shim-node-0"));
-    let m = scrape(&c.endpoints.component("pod-shim").unwrap().metrics.as_ref().unwrap().address).await;
+    let m = scrape(c.endpoints.metrics_address("pod-shim").unwrap()).await;
     assert!(m.contains("scaletest_pod_shim_binds_total 100"), "{m}");
     assert!(m.contains("scaletest_pod_shim_unschedulable_marks_total 150"), "{m}");
     assert!(m.contains("scaletest_pod_shim_nodes_created_total 1"), "{m}");

@@ -105,6 +105,11 @@ impl Endpoints {
     pub fn component(&self, name: &str) -> Option<&ComponentEndpoint> {
         self.components.iter().find(|c| c.name == name)
     }
+
+    /// Where component `name` serves its metrics (and, for the supervisor, its control routes).
+    pub fn metrics_address(&self, name: &str) -> Option<&str> {
+        self.component(name)?.metrics.as_ref().map(|m| m.address.as_str())
+    }
 }
 
 #[cfg(test)]
