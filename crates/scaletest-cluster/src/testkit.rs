@@ -24,10 +24,14 @@ use crate::process::log_tail;
 pub const READY_TIMEOUT: Duration = Duration::from_secs(180);
 /// How many lines of a log a failure shows.
 pub const LOG_TAIL_LINES: usize = 40;
+/// How many lines of each component's log a failed test shows.
+const FAILURE_LOG_LINES: usize = 12;
 
-/// A running simulated cluster, started by [`TestCluster::start`].
+/// A running simulated cluster, started by [`TestCluster::start`]. If a test
+/// panics while holding one, its directory is kept and its logs' tails are
+/// printed, so a failure in CI shows what each component was doing.
 pub struct TestCluster {
-    pub process: ClusterProcess,
+    process: Option<ClusterProcess>,
     pub endpoints: Endpoints,
     pub client: Client,
     /// Scratch directory holding the cluster's data dir; removed on drop.
@@ -49,12 +53,13 @@ impl TestCluster {
             Err(e) => panic!("{e} (build first: cargo build --workspace --bins)"),
         };
         let client = scaletest_core::client::from_kubeconfig(&endpoints.kubeconfig).await.unwrap();
-        Self { process, endpoints, client, dir }
+        Self { process: Some(process), endpoints, client, dir }
     }
 
     /// Stops the supervisor and asserts it exited cleanly.
-    pub async fn stop(self) {
-        let status = self.process.stop(Duration::from_secs(60)).await.expect("supervisor exit status");
+    pub async fn stop(mut self) {
+        let process = self.process.take().expect("a started cluster");
+        let status = process.stop(Duration::from_secs(60)).await.expect("supervisor exit status");
         assert!(status.success(), "supervisor exited with {status}");
     }
 
@@ -69,6 +74,22 @@ impl TestCluster {
             assert!(crate::ports::is_free(port), "port {port} ({role}) still in use");
         }
         assert!(!data_dir.join("endpoints.json").exists(), "endpoints.json left behind");
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        self.dir.disable_cleanup(true);
+        eprintln!("simulated cluster kept for inspection in {}", self.dir.path().display());
+        let Ok(entries) = std::fs::read_dir(self.endpoints.data_dir.join("logs")) else { return };
+        let mut logs: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+        logs.sort();
+        for log in logs {
+            eprintln!("--- last lines of {}:\n{}", log.display(), log_tail(&log, FAILURE_LOG_LINES));
+        }
     }
 }
 
@@ -101,6 +122,17 @@ pub fn pid_of(component: &str, data_dir: &Path) -> u32 {
         .0
 }
 
+/// Polls `check` every 250 ms until it returns Ok; after `timeout` fails
+/// naming `what` and the last state `check` described in its Err.
+pub async fn eventually_described<T, F, Fut>(timeout: Duration, what: &str, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    poll_until(timeout, check, |state| format!("timed out after {timeout:?} waiting for {what}; last seen: {state}"))
+        .await
+}
+
 /// Polls `check` every 250 ms until it returns Some; after `timeout` fails
 /// naming `what`, with the tail of `log` if given.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, log: Option<&Path>, mut check: F) -> T
@@ -108,22 +140,37 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
+    let failure = |()| match log {
+        Some(log) => format!(
+            "timed out after {timeout:?} waiting for {what}; {}:\n{}",
+            log.display(),
+            log_tail(log, LOG_TAIL_LINES)
+        ),
+        None => format!("timed out after {timeout:?} waiting for {what}"),
+    };
+    poll_until(
+        timeout,
+        || {
+            let v = check();
+            async { v.await.ok_or(()) }
+        },
+        failure,
+    )
+    .await
+}
+
+async fn poll_until<T, E, F, Fut>(timeout: Duration, mut check: F, failure: impl FnOnce(E) -> String) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        if let Some(v) = check().await {
-            return v;
+        match check().await {
+            Ok(v) => return v,
+            Err(e) if tokio::time::Instant::now() >= deadline => panic!("{}", failure(e)),
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
         }
-        if tokio::time::Instant::now() >= deadline {
-            match log {
-                Some(log) => panic!(
-                    "timed out after {timeout:?} waiting for {what}; {}:\n{}",
-                    log.display(),
-                    log_tail(log, LOG_TAIL_LINES)
-                ),
-                None => panic!("timed out after {timeout:?} waiting for {what}"),
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
