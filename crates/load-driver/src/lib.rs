@@ -8,6 +8,7 @@
 //! - [`phases`]: the phase loop and churn selection; [`measure`]: the watch and latencies.
 //! - [`status`]: the `steady_state` gauge; [`metrics`]: every metric.
 
+pub mod audit;
 pub mod measure;
 pub mod metrics;
 pub mod objects;
@@ -211,15 +212,14 @@ async fn drive(
     };
     tokio::spawn(reporter.run(shutdown.clone()).in_current_span());
 
-    let ops = Arc::new(ops::Ops {
-        client,
-        resource,
-        factory,
-        limiter,
-        // Manifest objects are not what the Pod watch measures.
-        tracker: (rule == SteadyRule::EveryActiveReached).then_some(tracker),
-        metrics,
-    });
+    // Manifest objects are not what the Pod watch sees: neither measured nor audited.
+    let watched = rule == SteadyRule::EveryActiveReached;
+    let ops =
+        Arc::new(ops::Ops { client, resource, factory, limiter, tracker: watched.then(|| tracker.clone()), metrics });
+    if watched {
+        let auditor = audit::Auditor { active: active.clone(), tracker, ops: ops.clone() };
+        tokio::spawn(auditor.run(shutdown.clone()).in_current_span());
+    }
     if let Some(gate) = &start_gate
         && setup::wait_for_gate(gate, &shutdown).await.is_err()
     {

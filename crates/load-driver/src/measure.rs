@@ -129,6 +129,11 @@ impl Tracker {
         self.lock().sent.remove(key);
     }
 
+    /// Whether the watch currently sees `key`.
+    pub fn is_present(&self, key: &ObjectKey) -> bool {
+        self.lock().present.contains_key(key)
+    }
+
     pub fn is_reached(&self, key: &ObjectKey) -> bool {
         self.lock().present.get(key).is_some_and(|s| s.reached)
     }

@@ -52,6 +52,7 @@ struct PhaseLabel {
 pub struct Metrics {
     pub created: Counter,
     pub deleted: Counter,
+    pub objects_lost: Counter,
     errors: Family<OperationLabel, Counter>,
     pub objects_target: Gauge,
     pub objects_active: Gauge,
@@ -69,6 +70,7 @@ impl Metrics {
         let m = Self {
             created: Counter::default(),
             deleted: Counter::default(),
+            objects_lost: Counter::default(),
             errors: Family::default(),
             objects_target: Gauge::default(),
             objects_active: Gauge::default(),
@@ -80,6 +82,11 @@ impl Metrics {
         };
         registry.register("created", "Objects this driver created (409 AlreadyExists included)", m.created.clone());
         registry.register("deleted", "Objects this driver deleted (churn)", m.deleted.clone());
+        registry.register(
+            "objects_lost",
+            "Objects the apiserver acknowledged that later were not there (created again)",
+            m.objects_lost.clone(),
+        );
         registry.register("errors", "Failed requests (each attempt), by operation", m.errors.clone());
         registry.register(
             "objects_target",

@@ -126,6 +126,13 @@ impl Ops {
         }
     }
 
+    /// Whether object `index` exists (one GET, through the rate limit).
+    pub async fn exists(&self, index: u64) -> Result<bool, kube::Error> {
+        let key = self.factory.key(index);
+        self.limiter.acquire().await;
+        Ok(self.api(&key).get_opt(&key.name).await?.is_some())
+    }
+
     /// Deletes object `index`; 404 NotFound counts as deleted.
     pub async fn delete(&self, index: u64) -> Result<(), OpError> {
         let key = self.factory.key(index);

@@ -253,7 +253,7 @@ impl Driver {
     }
 
     /// Deletes `victims` (up to `max_in_flight` at once); returns how many are gone.
-    /// One whose delete gives up stays active, to be picked (or not) by a later round.
+    /// One whose delete gives up is active again, to be picked (or not) by a later round.
     async fn delete(&mut self, victims: Vec<u64>) -> Result<u64, Cancelled> {
         let mut tasks: JoinSet<(u64, bool)> = JoinSet::new();
         let mut deleted = 0u64;
@@ -263,6 +263,11 @@ impl Driver {
             if tasks.len() < self.max_in_flight
                 && let Some(index) = victims.next()
             {
+                // Out of the books before the request leaves, so the auditor never takes an
+                // object being deleted for a lost one; back in if the delete gives up.
+                self.set_active(|a| {
+                    a.remove(&index);
+                });
                 let ops = self.ops.clone();
                 tasks.spawn(async move { (index, ops.delete(index).await.is_ok()) }.in_current_span());
                 continue;
@@ -274,13 +279,10 @@ impl Driver {
             };
             match joined {
                 None => return Ok(deleted),
-                Some(Ok((index, true))) => {
-                    self.set_active(|a| {
-                        a.remove(&index);
-                    });
-                    deleted += 1;
-                }
-                Some(Ok((_, false))) => {}
+                Some(Ok((_, true))) => deleted += 1,
+                Some(Ok((index, false))) => self.set_active(|a| {
+                    a.insert(index);
+                }),
                 Some(Err(error)) => tracing::error!(%error, "delete task failed"),
             }
         }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -190,6 +190,27 @@ async fn pods_ramp_churn_and_are_held_bound_until_sigterm() {
     // Churned Pods were replaced under new indices, past the first 60.
     let indices = live.iter().filter_map(|p| p.name_any().strip_prefix("pod-")?.parse::<u64>().ok());
     assert!(indices.max().unwrap() >= 60, "churn recreates under new names");
+    assert_eq!(m.driver("objects_lost_total"), 0.0);
+
+    // Pods that vanish behind the driver's back (as kine has lost acknowledged
+    // creates) are counted lost and created again under the same names.
+    let mut gone: Vec<String> = Vec::new();
+    for pod in live.iter().take(3) {
+        let api: Api<Pod> = Api::namespaced(c.client.clone(), &pod.namespace().unwrap());
+        api.delete(&pod.name_any(), &DeleteParams::default().grace_period(0)).await.unwrap();
+        gone.push(pod.name_any());
+    }
+    let m = driver
+        .metrics_until("3 lost Pods found and created again", |m| {
+            m.driver("objects_lost_total") == 3.0 && m.driver("steady_state") == 1.0
+        })
+        .await;
+    assert_eq!(m.driver("objects_active"), OBJECTS);
+    let live = live_pods(&c.client, RUN).await;
+    assert_eq!(live.len() as f64, OBJECTS);
+    for name in &gone {
+        assert!(live.iter().any(|p| &p.name_any() == name), "{name} created again");
+    }
 
     driver.terminate().await;
     c.stop().await;

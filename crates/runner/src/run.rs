@@ -566,6 +566,8 @@ impl Run {
         let queries: Vec<(&str, String)> = vec![
             ("objectsActive", "sum(scaletest_load_driver_objects_active)".into()),
             ("objectsCreatedPerSec", format!("sum(rate(scaletest_load_driver_created_total[{window}]))")),
+            // Acknowledged by the apiserver, then not there (see the load-driver's audit).
+            ("objectsLost", "sum(scaletest_load_driver_objects_lost_total) or vector(0)".into()),
             ("bindingLatencyP50Seconds", q(profile::BINDING_LATENCY_METRIC, 0.5)),
             ("bindingLatencyP99Seconds", q(profile::BINDING_LATENCY_METRIC, 0.99)),
             ("acknowledgeLatencyP99Seconds", q("scaletest_load_driver_acknowledge_latency_seconds", 0.99)),
