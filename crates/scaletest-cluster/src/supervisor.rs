@@ -270,18 +270,30 @@ pub async fn start_one(
 
 /// Waits for shutdown; fails if any child exceeds its restart budget.
 async fn watch(running: &[Supervised], shutdown: &CancellationToken) -> Result<(), SupervisorError> {
+    // One receiver per child for the whole loop, each marked seen as it is read: a
+    // fresh clone of a never-updated receiver reports every past change again, and the
+    // loop would spin on the first restart. A child whose task has ended drops out.
+    let mut states: Vec<Option<tokio::sync::watch::Receiver<ChildState>>> =
+        running.iter().map(|c| Some(c.state.clone())).collect();
     loop {
-        for c in running {
-            if let ChildState::GaveUp { status, starts } = c.state.borrow().clone() {
+        for (c, state) in running.iter().zip(&mut states) {
+            let Some(rx) = state else { continue };
+            if let ChildState::GaveUp { status, starts } = rx.borrow_and_update().clone() {
                 let log = c.log_file.display().to_string();
                 return Err(SupervisorError::GaveUp { name: c.name, status, starts, log });
             }
+            if rx.has_changed().is_err() {
+                *state = None;
+            }
         }
-        let mut states: Vec<_> = running.iter().map(|c| c.state.clone()).collect();
-        let changed = futures::future::select_all(states.iter_mut().map(|s| Box::pin(s.changed())));
+        let live: Vec<_> = states.iter_mut().flatten().map(|rx| Box::pin(rx.changed())).collect();
+        if live.is_empty() {
+            shutdown.cancelled().await;
+            return Ok(());
+        }
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            _ = changed => {}
+            _ = futures::future::select_all(live) => {}
         }
     }
 }

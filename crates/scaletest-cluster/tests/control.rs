@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use scaletest_cluster::control::{self, ControlError};
-use scaletest_cluster::testkit::{TestCluster, eventually};
+use scaletest_cluster::testkit::{TestCluster, eventually, pid_of};
 use scaletest_core::http::HttpError;
 use scaletest_core::profile::FaultAction;
 
@@ -13,6 +13,13 @@ use scaletest_core::profile::FaultAction;
 fn proc_state(pid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     stat.rsplit_once(") ")?.1.chars().next()
+}
+
+/// User plus system CPU time of a process, from /proc (in USER_HZ, 100 per second on Linux).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split_whitespace().collect();
+    (fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()) as f64 / 100.0
 }
 
 /// An address of this machine that is not loopback, if it has one.
@@ -92,5 +99,13 @@ async fn injected_faults_restart_or_pause_a_child_without_spending_its_budget() 
     let all: Vec<control::ChildStatus> =
         serde_json::from_str(&scaletest_core::http::get(&admin, "/children").await.unwrap()).unwrap();
     assert!(all.iter().all(|s| s.state == "running"), "{all:#?}");
+
+    // After those restarts the supervisor is idle: it waits on its children's state,
+    // it does not spin on it (it once did, from the first restart on).
+    let supervisor = pid_of("scaletest-cluster", &c.endpoints.data_dir);
+    let before = cpu_seconds(supervisor);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let used = cpu_seconds(supervisor) - before;
+    assert!(used < 1.0, "the supervisor used {used:.2} CPU s in 5 s with nothing to do");
     c.stop_and_assert_clean().await;
 }
