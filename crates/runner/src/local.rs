@@ -31,12 +31,19 @@ pub async fn start_all(
     args: &[String],
     started: &mut Vec<LocalCluster>,
 ) -> Result<(), LaunchError> {
+    // Port layouts chosen here, one per cluster, below the ephemeral range: ports
+    // each supervisor picked for itself could be taken by another cluster's outgoing
+    // connections before its component bound them.
+    let seed = u64::from(std::process::id()).wrapping_mul(2_654_435_761);
+    let bases = scaletest_cluster::ports::bases(count, seed).map_err(|e| LaunchError::Ports(e.to_string()))?;
     let results: Vec<Result<LocalCluster, (Option<ClusterProcess>, LaunchError)>> = futures::stream::iter(0..count)
         .map(|i| {
+            let mut args = args.to_vec();
+            args.push(format!("--port-base={}", bases[i as usize]));
             async move {
                 let name = cluster_name(i);
                 let dir: PathBuf = work.join(&name);
-                let mut process = ClusterProcess::spawn(supervisor, &name, &dir, args).map_err(|e| (None, e))?;
+                let mut process = ClusterProcess::spawn(supervisor, &name, &dir, &args).map_err(|e| (None, e))?;
                 match process.wait_ready(STARTUP_TIMEOUT).await {
                     Ok(endpoints) => {
                         tracing::info!(cluster = %name, seconds = format!("{:.1}", endpoints.startup_seconds), "cluster ready");

@@ -23,6 +23,8 @@ pub enum LaunchError {
     Exited { name: String, status: String, log: String, tail: String },
     #[error("simulated cluster {name} was not ready within {timeout:?}; see {log}")]
     Timeout { name: String, timeout: Duration, log: String },
+    #[error("cannot choose ports for the clusters: {0}")]
+    Ports(String),
     #[error("cannot prepare {path}")]
     Io {
         path: PathBuf,

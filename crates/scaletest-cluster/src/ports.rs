@@ -116,6 +116,50 @@ impl Ports {
     }
 }
 
+/// Ports a cluster's `--port-base` layout spans (with room to grow).
+pub const STRIDE: u16 = 16;
+/// Lowest port handed out by [`bases`].
+const LOWEST_BASE: u16 = 10_000;
+
+/// The start of the kernel's ephemeral range, where outgoing connections take
+/// their local ports (32768 unless configured otherwise).
+fn ephemeral_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
+}
+
+/// `count` distinct `--port-base` values for clusters started side by side, each
+/// with its whole layout free, below the ephemeral range. Ports the kernel picks
+/// (`Ports::pick`) are ephemeral ones: with many clusters an outgoing connection
+/// can take one between the pick and its component's bind. `seed` spreads
+/// concurrent runners over the range.
+pub fn bases(count: u32, seed: u64) -> Result<Vec<u16>, PortError> {
+    let top = ephemeral_start().max(LOWEST_BASE + STRIDE);
+    let slots = u64::from((top - LOWEST_BASE) / STRIDE);
+    let mut out = Vec::with_capacity(count as usize);
+    for step in 0..slots {
+        if out.len() == count as usize {
+            break;
+        }
+        let base = LOWEST_BASE + ((seed.wrapping_add(step) % slots) as u16) * STRIDE;
+        if (0..ROLES.len() as u16).all(|i| is_free(base + i)) {
+            out.push(base);
+        }
+    }
+    if out.len() < count as usize {
+        return Err(PortError::Pick {
+            role: "a cluster layout",
+            source: std::io::Error::other(format!(
+                "only {} of {count} free {STRIDE}-port ranges between {LOWEST_BASE} and {top}",
+                out.len()
+            )),
+        });
+    }
+    Ok(out)
+}
+
 /// True when nothing listens on `port` on loopback or the wildcard address.
 pub fn is_free(port: u16) -> bool {
     TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)).is_ok()
@@ -149,6 +193,23 @@ mod tests {
         let port = l.local_addr().unwrap().port();
         let err = Ports::fixed(port).unwrap_err();
         assert!(err.to_string().contains(&format!("port {port} (kube-apiserver) is busy")), "{err}");
+    }
+
+    #[test]
+    fn bases_are_distinct_free_layouts_below_the_ephemeral_range() {
+        let b = bases(8, 12_345).unwrap();
+        assert_eq!(b.len(), 8);
+        let top = ephemeral_start();
+        for (i, base) in b.iter().enumerate() {
+            assert!(*base >= LOWEST_BASE && base + STRIDE <= top.max(LOWEST_BASE + STRIDE), "{base}");
+            assert!(b[i + 1..].iter().all(|o| o.abs_diff(*base) >= STRIDE), "{b:?}");
+            assert!(Ports::fixed(*base).is_ok());
+        }
+        // A busy port moves that layout elsewhere.
+        let held = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, b[0] + 3));
+        if held.is_ok() {
+            assert!(!bases(1, 12_345).unwrap().contains(&b[0]));
+        }
     }
 
     #[test]
