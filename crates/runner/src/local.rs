@@ -35,7 +35,7 @@ pub async fn start_all(
     // each supervisor picked for itself could be taken by another cluster's outgoing
     // connections before its component bound them.
     let seed = u64::from(std::process::id()).wrapping_mul(2_654_435_761);
-    let bases = scaletest_cluster::ports::bases(count, seed).map_err(|e| LaunchError::Ports(e.to_string()))?;
+    let bases = scaletest_cluster::ports::bases(count, seed)?;
     let results: Vec<Result<LocalCluster, (Option<ClusterProcess>, LaunchError)>> = futures::stream::iter(0..count)
         .map(|i| {
             let mut args = args.to_vec();

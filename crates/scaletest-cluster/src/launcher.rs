@@ -24,7 +24,7 @@ pub enum LaunchError {
     #[error("simulated cluster {name} was not ready within {timeout:?}; see {log}")]
     Timeout { name: String, timeout: Duration, log: String },
     #[error("cannot choose ports for the clusters: {0}")]
-    Ports(String),
+    Ports(#[from] crate::ports::PortError),
     #[error("cannot prepare {path}")]
     Io {
         path: PathBuf,

@@ -13,6 +13,10 @@ pub enum PortError {
     Busy { port: u16, role: &'static str },
     #[error("--port-base {base} leaves no room for {count} ports below 65535")]
     OutOfRange { base: u16, count: u16 },
+    #[error(
+        "only {found} of {wanted} free {STRIDE}-port ranges between {LOWEST_BASE} and {top}: stop other runs, or lower clusterCount"
+    )]
+    NoRoom { found: usize, wanted: u32, top: u16 },
     #[error("cannot pick a free port for {role}")]
     Pick {
         role: &'static str,
@@ -149,13 +153,7 @@ pub fn bases(count: u32, seed: u64) -> Result<Vec<u16>, PortError> {
         }
     }
     if out.len() < count as usize {
-        return Err(PortError::Pick {
-            role: "a cluster layout",
-            source: std::io::Error::other(format!(
-                "only {} of {count} free {STRIDE}-port ranges between {LOWEST_BASE} and {top}",
-                out.len()
-            )),
-        });
+        return Err(PortError::NoRoom { found: out.len(), wanted: count, top });
     }
     Ok(out)
 }

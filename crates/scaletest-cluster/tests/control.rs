@@ -9,17 +9,21 @@ use scaletest_cluster::testkit::{TestCluster, eventually, pid_of};
 use scaletest_core::http::HttpError;
 use scaletest_core::profile::FaultAction;
 
+/// The fields of /proc/<pid>/stat after the command name (state first).
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(stat.rsplit_once(") ")?.1.split_whitespace().map(str::to_string).collect())
+}
+
 /// The scheduler state letter of a process (`T` = stopped), from /proc.
 fn proc_state(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(") ")?.1.chars().next()
+    stat_fields(pid)?.first()?.chars().next()
 }
 
 /// User plus system CPU time of a process, from /proc (in USER_HZ, 100 per second on Linux).
 fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split_whitespace().collect();
-    (fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()) as f64 / 100.0
+    let f = stat_fields(pid).expect("a live process");
+    (f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()) as f64 / 100.0
 }
 
 /// An address of this machine that is not loopback, if it has one.
