@@ -39,6 +39,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import benchprof
+
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = Path(os.environ.get("SCALETEST_TARGET_DIR", ROOT / "target/release"))
 OUT = ROOT / "results/bench"  # the quick size writes to OUT / "quick", never over the full figures
@@ -54,7 +56,7 @@ CONTROL_PLANE = {"kube-apiserver": "apiserver", "kine": "kine", "kube-scheduler"
                  "kube-controller-manager": "controller-manager", "kwok": "kwok"}
 HARNESS = {"scaletest-load-driver": "load-driver", "scaletest-node-creator": "node-creator",
            "scaletest-pod-shim": "pod-shim", "scaletest-sut": "sut", "scaletest-cluster": "supervisor"}
-OTHER = {"prometheus": "prometheus", "scaletest-runner": "runner"}
+OTHER = {"prometheus": "prometheus", "scaletest-runner": "runner", "kube-burner": "kube-burner"}
 CLASSES = {**CONTROL_PLANE, **HARNESS, **OTHER}
 
 # Every process group this script started, torn down on any exit path.
@@ -200,6 +202,7 @@ class Sampler:
     def __init__(self, root, interval=0.5):
         self.root, self.interval = root, interval
         self.cpu = {}  # (pid, start time) -> (class, cpu s): a reused pid is another process
+        self.classes = {}  # pid -> its last class, for attributing profile samples
         self.rss_samples = []  # (t, {class: bytes})
         self.marks = {}
         self.stop_ev = threading.Event()
@@ -237,6 +240,7 @@ class Sampler:
                     continue
                 _, cpu, r, start = parent[pid]
                 self.cpu[(pid, start)] = (cls, cpu)
+                self.classes[pid] = cls
                 rss[cls] = rss.get(cls, 0) + r
             self.rss_samples.append((time.monotonic() - self.t0, rss))
 
@@ -275,6 +279,35 @@ class Sampler:
             out[cls] = {"cpuSeconds": round(cpu, 2), "vcpu": round(cpu / secs, 3),
                         "rssMeanMiB": round(sum(series) / len(series), 1), "rssPeakMiB": round(max(series), 1)}
         return {"seconds": round(secs, 1), "classes": out}
+
+
+class Profile:
+    """A CPU profile (perf, see benchprof.py) of every process the sampler sees, from
+    start() to finish(); finish() returns its summary for the JSON (None without perf)
+    and writes it as text to results/bench/profiles/<name>.txt."""
+
+    def __init__(self, tmp, name, sampler):
+        self.name, self.sampler = name, sampler
+        self.rec = benchprof.Recorder(Path(tmp) / f"{name}.perf.data")
+
+    def start(self):
+        self.rec.start()
+        if self.rec.proc:
+            _groups.add(self.rec.proc.pid)
+        return self
+
+    def stop(self):
+        return self.rec.stop()
+
+    def finish(self):
+        if not self.stop():
+            return None
+        self.sampler.sample()  # a process started since the last sample still gets its class
+        summary = benchprof.summarize(self.rec.path, lambda pid: self.sampler.classes.get(pid))
+        PROFILE_DIR.mkdir(parents=True, exist_ok=True)
+        (PROFILE_DIR / f"{self.name}.txt").write_text(benchprof.text_report(self.name, summary) + "\n")
+        self.rec.path.unlink(missing_ok=True)
+        return summary
 
 
 # ---------------------------------------------------------------- one simulated cluster
@@ -487,10 +520,18 @@ def bench_create(quick):
                     c.wait_default_sa()
                     if kind == "pods":
                         c.nodes(math.ceil(n / DENSITY))
-                    if tool.startswith("load-driver"):
-                        r = run_load_driver(c, tmp, kind, n, n if tool.endswith("unbounded") else concurrency)
-                    else:
-                        r = run_kube_burner(c, tmp, kind, n)
+                    sampler = Sampler(os.getpid())
+                    prof = Profile(tmp, f"create-{kind}-{tool}", sampler).start()
+                    try:
+                        if tool.startswith("load-driver"):
+                            r = run_load_driver(c, tmp, kind, n, n if tool.endswith("unbounded") else concurrency)
+                        else:
+                            r = run_kube_burner(c, tmp, kind, n)
+                    finally:
+                        summary = prof.finish()
+                        sampler.finish()
+                    if summary:
+                        r["profile"] = summary
                     r.update(c.storage_latency(kind))
                     r["loadAverage1m"] = round(os.getloadavg()[0], 1)  # the machine is shared: context for the figure
                 finally:
@@ -511,11 +552,12 @@ def bench_create(quick):
 
 # ---------------------------------------------------------------- runner runs (2, 3, 4)
 
-def runner_run(tmp, profile, timeout, budget_seconds=None):
+def runner_run(tmp, profile, timeout, cpu_profile=False):
     """Runs one profile with scaletest-runner while sampling every process under it.
 
     Returns the summary plus the harness/control-plane CPU and RSS in the loaded window
-    (load gate open → teardown) and the steady-state window (steady → teardown)."""
+    (load gate open → teardown) and the steady-state window (steady → teardown), and with
+    cpu_profile a perf profile of the loaded window."""
     d = Path(tmp) / profile["name"]
     d.mkdir()
     path = d / f"{profile['name']}.yaml"  # the profile's name is its file name
@@ -527,18 +569,28 @@ def runner_run(tmp, profile, timeout, budget_seconds=None):
     _groups.add(p.pid)
     s = Sampler(p.pid)
     s.mark("start")
+    prof = Profile(tmp, profile["name"], s) if cpu_profile else None
+    prof_summary = None
     runner_log = []
     try:
         for line in p.stdout:
             runner_log.append(line)
             if line.startswith("[steady] waiting"):
                 s.mark("gate")
+                if prof:
+                    prof.start()
             elif line.startswith("[soak]") and "soak" not in s.marks:
                 s.mark("soak")
             elif line.startswith("[teardown]") and "teardown" not in s.marks:
                 s.mark("teardown")
+                if prof:
+                    prof.stop()
         p.wait(timeout=timeout + 300)
+        if prof and "teardown" in s.marks:
+            prof_summary = prof.finish()
     finally:
+        if prof:
+            prof.stop()
         s.finish()
         stop(p)
     (d / "runner.log").write_text("".join(runner_log))
@@ -547,6 +599,8 @@ def runner_run(tmp, profile, timeout, budget_seconds=None):
         raise RuntimeError(f"runner wrote no summary (exit {p.returncode}): {''.join(runner_log[-15:])}")
     summary = json.loads(summary_path.read_text())
     res = {"summary": summary, "exitCode": p.returncode}
+    if prof_summary:
+        res["profile"] = prof_summary
     if "gate" in s.marks and "teardown" in s.marks:
         res["loaded"] = s.window("gate", "teardown")
     if "soak" in s.marks and "teardown" in s.marks:
@@ -592,8 +646,10 @@ def bench_binding(quick):
                                     "40m", qps=1_000_000, burst=100)
                 prof["loadProfile"]["namespaces"] = NAMESPACES
                 prof["harness"]["apiserverLimits"] = "unlimited"
-                r = runner_run(tmp, prof, timeout=3600)
+                r = runner_run(tmp, prof, timeout=3600, cpu_profile=True)
             b = brief_summary(r)
+            if "profile" in r:
+                b["profile"] = r["profile"]
             b["loadAverage1m"] = round(os.getloadavg()[0], 1)
             steady = b["steadyStateSeconds"] or float("nan")
             b["podsBoundPerSecond"] = round(n / steady, 1)
@@ -642,7 +698,7 @@ def bench_overhead(quick):
     with tempfile.TemporaryDirectory(prefix="scaletest-bench-") as tmp:
         log(f"overhead: dev-5k-like load ({clusters} cluster(s) x 1000 Pods, kube-scheduler, reference SUT)")
         prof = dev5k_like("bench-overhead", clusters, steady="1m" if quick else "2m", soak="30s" if quick else "2m")
-        r = runner_run(tmp, prof, timeout=1800)
+        r = runner_run(tmp, prof, timeout=1800, cpu_profile=True)
     if "loaded" not in r:
         raise RuntimeError("overhead: the runner never opened the load gate")
     w = r["loaded"]
@@ -651,6 +707,7 @@ def bench_overhead(quick):
     m = totals["rssMeanMiB"]
     res = {"benchmark": "overhead", "clusters": clusters, "objectsPerCluster": 1000, "run": brief_summary(r),
            "windowSeconds": w["seconds"], "classes": w["classes"], "totals": totals,
+           "profile": r.get("profile"),
            "harnessCpuShareOfControlPlane": round(c["harness"] / c["controlPlane"], 3),
            "harnessRssShareOfControlPlane": round(m["harness"] / m["controlPlane"], 3),
            "perCluster": {
@@ -799,7 +856,7 @@ def explain_create(c):
             "**Why the rates differ.** Neither client is the limit; the storage is. kube-burner bounds only the request "
             "rate, so with the QPS limit lifted it sends every object at once (one goroutine each, multiplexed on one "
             "HTTP/2 connection); the load-driver keeps its `burst` in flight. Every create is one SQLite write "
-            "transaction in kine (`_txlock=immediate`, `_busy_timeout=30000`): writers that find the lock taken wait "
+            "transaction in kine (`_txlock=immediate`, `_busy_timeout=120000`): writers that find the lock taken wait "
             "in SQLite's busy handler, which sleeps in growing steps (1 → 100 ms) instead of queueing, so the more "
             "writers wait the longer the lock sits idle between them, and the control plane's CPU stays low during "
             f"the collapse." + lat + same + " Some requests outlive the apiserver's 60 s request timeout "
@@ -833,13 +890,14 @@ def explain_create(c):
         out.append(
             f"**Objects acknowledged but not listed.** After these runs a list of the run's objects (polled for "
             f"30 s) returned fewer than the tool had acknowledged ({listed}), with no error reported to either "
-            "tool. The same happened in a 2,000-Pod binding run (1,997 Pods; the apiserver's own counter showed "
-            "2,000 POSTs answered 201, and kine's table had no row at all for the three missing Pods while its "
-            "ids ran without a gap, so no compaction removed them: an insert that was rolled back after kine "
-            "reported it). It happens when kine is overloaded (requests answered 504 around it). Not yet traced "
-            "inside kine; the DSN's `cache=shared` (copied from k3s) is the first suspect to test. Runs are "
-            "protected: the load-driver looks up any object its watch has not seen for 30 s and creates a missing "
-            "one again, counted in `summary.json`'s `objectsLost`.")
+            "tool. The cause is in kine v0.17.5: a create whose insert waits out SQLite's busy timeout fails with "
+            "SQLITE_BUSY and is rolled back, and `LogStructured.Create` then reads the key back, finds nothing and "
+            "returns no error, so the apiserver answers 201 for an object that was never stored (its id is reused "
+            "by the next insert, so kine's ids run without a gap). With a 1 s busy timeout 4,451 of 5,000 "
+            "ConfigMaps sent at once were lost this way. The supervisor now sets the busy timeout (120 s) above the "
+            "apiserver's request timeout (60 s), so the request's cancellation ends a long wait first and the "
+            "client sees an error it retries. The load-driver also looks up any object its watch has not seen "
+            "for 30 s and creates a missing one again, counted in `summary.json`'s `objectsLost`.")
     pods = c["kinds"].get("pods", {})
     if pods.get("kube-burner"):
         kinds = pods["kube-burner"].get("errorKinds", {})
@@ -1129,6 +1187,8 @@ def main():
     a = ap.parse_args()
     out = OUT / "quick" if a.quick else OUT
     out.mkdir(parents=True, exist_ok=True)
+    global PROFILE_DIR
+    PROFILE_DIR = out / "profiles"
     if a.render:
         render(out)
         return
@@ -1170,6 +1230,7 @@ def main():
 
 
 KUBECTL = KUBE_BURNER = None
+PROFILE_DIR = OUT / "profiles"
 
 if __name__ == "__main__":
     main()

@@ -92,6 +92,15 @@ install_prometheus() {
   $sudo rm -f /usr/sbin/policy-rc.d
 }
 
+install_perf() {
+  # bench profiles every process with perf (scripts/benchprof.py).
+  if command -v perf >/dev/null 2>&1; then log "perf: $(command -v perf)"; return; fi
+  log "perf: apt-get install $PERF_DEBIAN_PACKAGE"
+  local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$PERF_DEBIAN_PACKAGE" >/dev/null
+}
+
 need_go() {
   command -v go >/dev/null 2>&1 || { echo "go not found: install Go >= 1.26 (https://go.dev/doc/install)" >&2; exit 1; }
 }
@@ -110,6 +119,7 @@ case "${1:-build}" in
   bench)
     need_go
     build_kube_burner
+    install_perf
     echo "$bin"
     ;;
   prometheus) install_prometheus ;;
