@@ -122,6 +122,9 @@ const APISERVER_REQUEST_TIMEOUT_SECS: u64 = 60;
 /// the wait first, and the client gets an error it retries.
 const KINE_BUSY_TIMEOUT_MS: u64 = 2 * APISERVER_REQUEST_TIMEOUT_SECS * 1000;
 
+/// kine's SQLite connections (one writer at a time; the rest serve reads and its poll loop).
+const KINE_CONNECTIONS: u32 = 16;
+
 pub fn kine(l: &Layout, program: &Path) -> Component {
     let db = l.dir("kine").join("state.db");
     Component {
@@ -135,6 +138,12 @@ pub fn kine(l: &Layout, program: &Path) -> Component {
                 format!("sqlite://{}?_journal=WAL&_busy_timeout={KINE_BUSY_TIMEOUT_MS}&_txlock=immediate", p(&db)),
             ),
             flag("metrics-bind-address", format!("{}:{}", l.bind_address, l.ports.kine_metrics)),
+            // A bounded pool, kept open: writers queue in Go (FIFO, cancelled with their
+            // request) instead of in SQLite's sleeping busy handler, and no connection is
+            // opened and closed per burst. Unbounded (kine's default), 10,000 ConfigMaps
+            // sent at once took 77 s with 6,191 requests timing out; with 16, 15 s and none.
+            flag("datastore-max-open-connections", KINE_CONNECTIONS),
+            flag("datastore-max-idle-connections", KINE_CONNECTIONS),
         ],
         env: vec![],
         files: vec![],
@@ -373,6 +382,8 @@ mod tests {
         let request_ms = 1000 * timeout.strip_suffix('s').unwrap().parse::<u64>().unwrap();
         assert!(busy_ms > request_ms, "busy timeout {busy_ms} ms must outlast requests of {request_ms} ms");
         assert!(!dsn.contains("cache=shared"), "{dsn}");
+        let pool = value(&kine(&l, Path::new("/bin/x")).args, "--datastore-max-open-connections=");
+        assert!(pool.parse::<u32>().unwrap() > 0, "an unbounded pool queues writers in SQLite's busy handler");
     }
 
     #[test]
