@@ -40,6 +40,7 @@ validate: build
 .PHONY: test
 test: upstream
 	$(CARGO) fmt --all -- --check
+	python3 -m py_compile scripts/*.py
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) build --locked --workspace --bins
 	$(CARGO) test --workspace

@@ -6,7 +6,8 @@ builds) and the peers' (Go). The upstream Go binaries are built stripped (-s -w)
 cannot name their functions; Go keeps its own symbol table (.gopclntab) for the runtime,
 and `go tool addr2line` reads it, so Go frames are named through that.
 
-A summary per class: samples, the top functions by self time, and the share of samples
+A summary per class: samples, the top functions by self time, where the main activities
+were entered (outermost frame and its caller), and the share of samples
 by activity (the first frame from the leaf up that names one: SQLite, TLS, JSON, GC...;
 kernel frames count for the user-space caller), and the share spent in the kernel.
 """
@@ -25,15 +26,17 @@ FREQ = 49  # Hz per CPU: ~100 samples/s on this machine, negligible overhead
 # frames (scheduler, syscall wrappers) count only when no caller names anything else, so
 # a write(2) under SQLite counts as SQLite.
 ACTIVITIES = [
-    ("allocation and GC", re.compile(r"^runtime\.(gc|mallocgc|scanobject|greyobject|markBits|sweep|bgsweep|"
+    ("allocation and GC", re.compile(r"^internal/runtime/gc|^runtime\.(gc|mallocgc|scan|greyobject|markBits|sweep|bgsweep|"
                                      r"bgscavenge|mark|heapBits|tryDeferToSpanScan|scanblock|wbBuf|newobject|"
                                      r"growslice|makeslice|memclrNoHeapPointers|mProf|nextFreeFast|\(\*mcache\)|"
                                      r"\(\*mheap\)|\(\*mspan\)|\(\*gcWork\)|\(\*mcentral\))|"
                                      r"^(__libc_)?(malloc|free|realloc|calloc|cfree)$|^(_int_|malloc_|unlink_chunk)|"
-                                     r"^(je_|mi_|__rust_alloc|__rust_dealloc|alloc::alloc)")),
+                                     r"^(je_|mi_|__rust_alloc|__rust_dealloc|alloc::alloc|__rustc::__r[dg]l_)")),
     ("SQLite", re.compile(r"^modernc\.org/(sqlite|libc)")),
-    ("TLS and crypto", re.compile(r"^(crypto/|vendor/golang\.org/x/crypto|golang\.org/x/crypto|rustls|ring::|"
-                                  r"aws_lc|ring_core|<?rustls)")),
+    # Go's assembly (p256*) and ring's (BoringSSL-derived) primitives carry no package name.
+    ("TLS and crypto", re.compile(r"^(crypto/|vendor/golang\.org/x/crypto|golang\.org/x/crypto|aws_lc|ring_core|"
+                                  r"__ecp_nistz256|p256|_?x25519|sha(256|512)_block|aes|gcm_|ChaCha20|poly1305)|"
+                                  r"^<*(rustls|ring)::")),
     ("encode/decode (JSON, protobuf, YAML)", re.compile(
         r"^(encoding/json|sigs\.k8s\.io/(json|yaml|structured-merge-diff)|k8s\.io/apimachinery/pkg/(runtime|util/json|"
         r"apis/meta/v1/unstructured)|k8s\.io/api/|github\.com/gogo/protobuf|google\.golang\.org/protobuf|"
@@ -43,6 +46,7 @@ ACTIVITIES = [
     ("HTTP/2, HTTP and gRPC", re.compile(r"^(net/http|golang\.org/x/net/http2|vendor/golang\.org/x/net/http2|"
                                           r"google\.golang\.org/grpc)|^<*(hyper|h2|http)::")),
 ]
+KERNEL = "kernel (caller unknown)"
 FALLBACK = ("runtime (Go scheduler, tokio, syscalls)",
             re.compile(r"^(runtime\.|internal/runtime|syscall\.|internal/poll)|^<*(tokio|mio)::"))
 
@@ -150,6 +154,7 @@ def summarize(perf_data, classify, top=12):
         for a, s in _go_symbols(dso, addrs).items():
             names[(dso, a)] = s
     self_time, acts, total, kernel = defaultdict(Counter), defaultdict(Counter), Counter(), Counter()
+    entries = defaultdict(lambda: defaultdict(Counter))
     for pid, frames in _samples(perf_data):
         c = cls(pid)
         if not c or not frames:
@@ -159,15 +164,32 @@ def summarize(perf_data, classify, top=12):
         leaf_dso = frames[0][2]
         self_time[c][syms[0] if leaf_dso != "[kernel.kallsyms]" else "[kernel] " + syms[0]] += 1
         kernel[c] += leaf_dso == "[kernel.kallsyms]"
-        act = next((name for s in syms for name, rx in ACTIVITIES if rx.search(s)), None)
+        act = entry = None
+        for i, sym in enumerate(syms):
+            act = next((name for name, rx in ACTIVITIES if rx.search(sym)), None)
+            if act:
+                # Where the activity was entered: its outermost frame of this run of
+                # frames and that frame's caller (TLS handshake or record writes?).
+                rx = dict(ACTIVITIES)[act]
+                j = i
+                while j + 1 < len(syms) and rx.search(syms[j + 1]):
+                    j += 1
+                entry = syms[j] + (" ← " + syms[j + 1] if j + 1 < len(syms) else "")
+                break
         if act is None and any(FALLBACK[1].search(s) for s in syms):
             act = FALLBACK[0]
+        if act is None and leaf_dso == "[kernel.kallsyms]":
+            act = KERNEL  # no user frame says why (Rust without frame pointers)
         acts[c][act or "other"] += 1
+        if entry:
+            entries[c][act][entry] += 1
     out = {}
     for k, n in sorted(total.items(), key=lambda kv: -kv[1]):
         out[k] = {"samples": n, "kernelPct": round(100 * kernel[k] / n, 1),
                   "top": [[s, round(100 * c / n, 1)] for s, c in self_time[k].most_common(top)],
-                  "activities": {a: round(100 * c / n, 1) for a, c in acts[k].most_common()}}
+                  "activities": {a: round(100 * c / n, 1) for a, c in acts[k].most_common()},
+                  "entries": {a: [[e, round(100 * c / n, 1)] for e, c in entries[k][a].most_common(3)]
+                              for a, _ in acts[k].most_common(4) if entries[k].get(a)}}
     return out
 
 
@@ -179,5 +201,8 @@ def text_report(title, summary):
         lines.append("  by activity: " + ", ".join(f"{a} {p}%" for a, p in s["activities"].items()))
         for sym, pct in s["top"]:
             lines.append(f"  {pct:5.1f}%  {sym}")
+        for act, es in s.get("entries", {}).items():
+            lines.append(f"  {act}, entered through:")
+            lines.extend(f"    {pct:5.1f}%  {e}" for e, pct in es)
         lines.append("")
     return "\n".join(lines)
