@@ -617,12 +617,16 @@ def restarts(out):
             m = re.search(r'exited; restarting component="([^"]+)" status=(.*?) backoff', line)
             if not m:
                 continue
-            why = None
+            why, stack = None, []
             comp_log = sup.parent / f"{m.group(1)}.log"
             if comp_log.exists():
-                why = next((l.strip()[:300] for l in comp_log.read_text(errors="replace").splitlines()
-                            if l.startswith(("panic:", "fatal error:", "F1", "F0"))), None)
-            found.append({"cluster": sup.parent.name, "component": m.group(1), "status": m.group(2), "firstFatal": why})
+                lines = comp_log.read_text(errors="replace").splitlines()
+                at = next((i for i, l in enumerate(lines) if l.startswith(("panic:", "fatal error:", "F1", "F0"))), None)
+                if at is not None:
+                    # The panic and the top of its goroutine's stack: enough to file upstream.
+                    why, stack = lines[at].strip()[:300], [l.strip()[:200] for l in lines[at + 1:at + 14] if l.strip()]
+            found.append({"cluster": sup.parent.name, "component": m.group(1), "status": m.group(2), "firstFatal": why,
+                          "stack": stack or None})
     return found
 
 
