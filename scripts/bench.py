@@ -868,6 +868,16 @@ def fmt(v, unit=""):
     return f"{v}{unit}"
 
 
+# Since then the supervisor runs kine with a bounded pool and a busy timeout above the
+# apiserver's request timeout; figures from before are not comparable.
+KINE_FIXES = "2026-11-30 17:00 UTC"
+
+
+def before_fixes(date):
+    return (", before the kine fixes of 2026-11-30 (section 1's notes): not comparable with the sections "
+            "measured after them" if date and date < KINE_FIXES else "")
+
+
 def paragraphs(ps):
     """Markdown lines: each paragraph followed by a blank line."""
     return [x for p in ps for x in (p, "")]
@@ -1186,8 +1196,10 @@ def render(out):
          + ". No figure is a test assertion.", "",
          "Reproduce: `make bench` (full sizes: 10,000 objects for create, 10,000 Pods for binding, 5 clusters for",
          "overhead) or `make bench QUICK=1`; one part: `scripts/bench.py [--quick] --only create|binding|overhead|capacity`.",
-         "Knobs: `BENCH_50K=1` adds the 50,000-Pod binding size, `BENCH_LD_CONCURRENCY` the load-driver's requests",
-         "in flight (100), `BENCH_PEER_TIMEOUT` kube-burner's time bound (1800 s). JSON: [create](create.json),",
+         "Knobs: `BENCH_50K=1` adds the 50,000-Pod binding size (`BENCH_BINDING_SIZES=50000` runs only it; a size",
+         "not run keeps its dated row), `BENCH_BIND_TIMEOUT` a binder's bound (40m), `BENCH_LD_CONCURRENCY` the",
+         "load-driver's requests in flight (100), `BENCH_PEER_TIMEOUT` kube-burner's time bound (1800 s),",
+         "`BENCH_PROFILE=0` no perf profiles. JSON: [create](create.json),",
          "[binding](binding.json), [overhead](overhead.json), [capacity](capacity.json).", ""]
     c = runs.get("create")
     if c and "kinds" in c:
@@ -1196,7 +1208,7 @@ def render(out):
               f"simulated cluster (`--apiserver-limits unlimited`), QPS limit lifted on both sides (load-driver: "
               f"{c['loadDriverInFlight']} requests in flight; kube-burner: one goroutine per object, client-go over "
               f"HTTP/2). Rate = objects / (process start → last object acknowledged). CPU and peak RSS of the "
-              f"driver process from the kernel (wait4 rusage). Measured {c['date']}{' (quick size)' if c['quick'] else ''}.",
+              f"driver process from the kernel (wait4 rusage). Measured {c['date']}{' (quick size)' if c['quick'] else ''}{before_fixes(c['date'])}.",
               "", "| objects | ours: objects/s | kube-burner: objects/s | rate ratio | ours: CPU s | kube-burner: CPU s "
               "| CPU ratio | ours: peak RSS MiB | kube-burner: peak RSS MiB |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for kind, row in c["kinds"].items():
@@ -1243,7 +1255,7 @@ def render(out):
               f"{o['clusters']} cluster(s) × 1,000 Pods (dev-5k's per-cluster load: ramp {fmt(o.get('rampPerSecond', 50))}/s, 5 % churn every 30 s), "
               f"kube-scheduler, reference SUT; every process under the runner sampled from /proc every 0.5 s over "
               f"the loaded window (load gate → teardown, {o['windowSeconds']} s). Run verdict: "
-              f"{'PASS' if o['run']['passed'] else 'FAIL'}. Measured {o['date']}{' (quick size)' if o['quick'] else ''}.", "",
+              f"{'PASS' if o['run']['passed'] else 'FAIL'}. Measured {o['date']}{' (quick size)' if o['quick'] else ''}{before_fixes(o['date'])}.", "",
               "| process | CPU s | vCPU | mean RSS MiB |", "|---|---:|---:|---:|"]
         for k, v in sorted(o["classes"].items(), key=lambda kv: -kv[1]["cpuSeconds"]):
             side = "harness" if k in HARNESS.values() else "control plane" if k in CONTROL_PLANE.values() else "outside"
@@ -1266,7 +1278,7 @@ def render(out):
               f"Loaded: dev-5k's shape (ramp {fmt(k.get('rampPerSecond', 50))} Pods/s, 5 % churn every 30 s, 1 min steady, 1 min soak), every "
               f"default SLO judged. First the largest Pods per cluster one cluster passes at (1,000 first, then "
               f"smaller), then clusterCount doubled at that size until a run fails, then bisected (bounded). Measured "
-              f"{k['date']}{' (quick size)' if k['quick'] else ''}.", "",
+              f"{k['date']}{' (quick size)' if k['quick'] else ''}{before_fixes(k['date'])}.", "",
               "| clusters | objects | verdict | binding p99 (s) | apiserver p99 (s) | vCPU used | RSS GiB |",
               "|---:|---:|---|---:|---:|---:|---:|"]
         for s in k["search"]:
