@@ -19,9 +19,10 @@ pub const LOCAL_GIB_PER_CLUSTER: f64 = 0.75;
 /// in each of five watchers. Measured for Pods by `make bench`
 /// (results/bench/README.md, section 4): one cluster holding 10,000 Pods used
 /// ~1.8 GiB against ~0.57 GiB idle, ~128 KiB per Pod (the old 20 KiB
-/// undercounted 10K-object clusters by half). A kube-scheduler cluster retrying a
-/// 10,000-Pod backlog held 2.5 GiB, above this plan; CPU, not memory, limits such
-/// runs here first.
+/// undercounted 10K-object clusters by half). Re-measured with kine's fixes: mean
+/// 4.1-4.4 GiB at 50,000 Pods (plan 6.9), and the sum of each process's peak 2.7 GiB
+/// at 10,000 (plan 2.0) and 6.2 GiB at 50,000: the plan sits between mean and peak;
+/// CPU, not memory, limits loaded runs here first.
 pub const LOCAL_GIB_PER_OBJECT: f64 = 128.0 / (1024.0 * 1024.0);
 /// Share of this machine's memory a local run may plan to use.
 pub const LOCAL_MEMORY_SHARE: f64 = 0.8;
