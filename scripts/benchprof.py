@@ -6,10 +6,11 @@ builds) and the peers' (Go). The upstream Go binaries are built stripped (-s -w)
 cannot name their functions; Go keeps its own symbol table (.gopclntab) for the runtime,
 and `go tool addr2line` reads it, so Go frames are named through that.
 
-A summary per class: samples, the top functions by self time, where the main activities
-were entered (outermost frame and its caller), and the share of samples
-by activity (the first frame from the leaf up that names one: SQLite, TLS, JSON, GC...;
-kernel frames count for the user-space caller), and the share spent in the kernel.
+A summary per class: samples; the share spent in the kernel; the top functions by self
+time; the share by activity (the first frame from the leaf up that names one: SQLite,
+TLS, JSON, GC...; kernel frames count for their user-space caller); and where the main
+activities were entered (their outermost frame and its caller). Go keeps frame pointers,
+so its stacks are whole; our release builds do not, so a Rust sample is often its leaf only.
 """
 import os
 import re
@@ -56,7 +57,8 @@ def available():
 
 
 class Recorder:
-    """`perf record -a -g` from start() until stop(); None-safe when perf is missing."""
+    """`perf record -a -g` from start() until stop(); does nothing when perf (or go) is
+    missing or BENCH_PROFILE=0."""
 
     def __init__(self, path):
         self.path = Path(path)
