@@ -1083,8 +1083,11 @@ def explain_binding(b):
                 for r in restarts_)
             for n, sched, restarts_ in rs)
             + ". The supervisor restarted each and the run went on. `panic: send on closed channel` is a "
-            "kube-apiserver crash seen only under load here, in the etcd client that talks to kine; not traced "
-            "further (the bench now keeps the top of the panicking goroutine's stack in the JSON).")
+            "kube-apiserver crash seen only under load here; its stack (kept in capacity.json's 8-cluster run) "
+            "ends in `go.etcd.io/etcd/client/v3.(*watchGRPCStream).broadcastResponse` (watch.go:747, v3.7.0), "
+            "where the etcd client broadcasts a progress notification (watch id -1, which kine sends in answer "
+            "to the apiserver's progress requests for consistent reads from its cache) to a watch substream it "
+            "has already closed: an upstream race, not filed from here.")
     if "50000" not in b["sizes"]:
         out.append(
             "**50,000 Pods: not measured here.** At the rates above one 50K run takes 12–30 min per binder on this "
