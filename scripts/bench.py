@@ -294,6 +294,8 @@ class Profile:
         self.rec.start()
         if self.rec.proc:
             _groups.add(self.rec.proc.pid)
+        elif os.environ.get("BENCH_PROFILE", "1") != "0":
+            log(f"{self.name}: no CPU profile: perf or go not found (`scripts/upstream.sh bench` installs perf)")
         return self
 
     def stop(self):
@@ -610,7 +612,8 @@ def runner_run(tmp, profile, timeout, cpu_profile=False):
 
 def restarts(out):
     """Every component restart in a run's logs: which component, how it exited, and the
-    first panic or fatal line of its log (the run's directory is temporary)."""
+    first panic or fatal line of its log (the run's directory is temporary). Reads the
+    supervisor's "exited; restarting" line (crates/scaletest-cluster/src/process.rs)."""
     found = []
     for sup in sorted(Path(out).glob("logs/*/scaletest-cluster.log")):
         for line in sup.read_text(errors="replace").splitlines():
@@ -659,8 +662,8 @@ def brief_summary(r):
 def binding_sizes(quick):
     if os.environ.get("BENCH_BINDING_SIZES"):
         return [int(x) for x in os.environ["BENCH_BINDING_SIZES"].split(",") if x]
-    # 50K Pods take up to an hour per binder here: only with BENCH_50K=1.
-    return [2000] if quick else [10_000] + ([50_000] if os.environ.get("BENCH_50K") == "1" else [])
+    # 50K Pods take 10-20 min per binder here: only when asked (BENCH_BINDING_SIZES=10000,50000).
+    return [2000] if quick else [10_000]
 
 
 def bench_binding(quick):
@@ -913,6 +916,11 @@ def entry(r, cls, activity):
     return es[0][0] if es else None
 
 
+def http2_client():
+    """Whether our binaries can speak HTTP/2 at all (kube-rs needs the `h2` crate for it)."""
+    return re.search(r'(?m)^name = "h2"$', (ROOT / "Cargo.lock").read_text()) is not None
+
+
 def explain_create(c):
     """The why of section 1, from the figures and each run's CPU profile (profiles/)."""
     cm = c["kinds"].get("configmaps", {})
@@ -963,10 +971,11 @@ def explain_create(c):
         cpu += (f" With every object in flight at once the load-driver costs {unb['cpuMsPerObject']} ms per object "
                 f"({unb['cpuSeconds'] / max(peer['cpuSeconds'], 1e-3):.2f}× kube-burner's CPU, "
                 f"{unb['peakRssMiB'] / max(peer['peakRssMiB'], 1e-3):.1f}× its memory) and {tls(unb, 'load-driver'):.0f} % "
-                f"of it is TLS: kube-rs speaks HTTP/1.1 here (no `h2` in Cargo.lock), so each request in flight "
-                f"holds its own TLS connection, {unb['inFlight']:,} handshakes where client-go multiplexes HTTP/2 "
-                "streams over a few connections. The load-driver bounds its in-flight requests (`burst`) so that it "
-                "never runs in this regime.")
+                f"of it is TLS"
+                + (f": kube-rs speaks HTTP/1.1 here (no `h2` in Cargo.lock), so each request in flight holds its own "
+                   f"TLS connection, {unb['inFlight']:,} handshakes where client-go multiplexes HTTP/2 streams over a "
+                   "few connections" if not http2_client() else "")
+                + ". The load-driver bounds its in-flight requests (`burst`) so that it never runs in this regime.")
     out.append(cpu)
     short = [(k, t, r) for k, row in c["kinds"].items() for t, r in row.items()
              if isinstance(r, dict) and "objectsInCluster" in r and r["objectsInCluster"] < c["objects"]
@@ -1091,7 +1100,7 @@ def explain_binding(b):
     if "50000" not in b["sizes"]:
         out.append(
             "**50,000 Pods: not measured here.** At the rates above one 50K run takes 12–30 min per binder on this "
-            "machine; `BENCH_50K=1 scripts/bench.py --only binding` runs it. The seed saw its 256 binder "
+            "machine; `BENCH_BINDING_SIZES=50000 scripts/bench.py --only binding` runs it. The seed saw its 256 binder "
             "workers saturate above 30K objects (p99 102 s); ours use 16 workers at a few percent of a core at "
             "10K, so we expect the apiserver, not the workers, to set the 50K figure too — unverified.")
     return out
@@ -1215,8 +1224,8 @@ def render(out):
          + ". No figure is a test assertion.", "",
          "Reproduce: `make bench` (full sizes: 10,000 objects for create, 10,000 Pods for binding, 5 clusters for",
          "overhead) or `make bench QUICK=1`; one part: `scripts/bench.py [--quick] --only create|binding|overhead|capacity`.",
-         "Knobs: `BENCH_50K=1` adds the 50,000-Pod binding size (`BENCH_BINDING_SIZES=50000` runs only it; a size",
-         "not run keeps its dated row), `BENCH_BIND_TIMEOUT` a binder's bound (40m), `BENCH_LD_CONCURRENCY` the",
+         "Knobs: `BENCH_BINDING_SIZES` the binding sizes (10000; `50000` adds the large one, a size not run",
+         "keeps its dated row), `BENCH_BIND_TIMEOUT` a binder's bound (40m), `BENCH_LD_CONCURRENCY` the",
          "load-driver's requests in flight (100), `BENCH_PEER_TIMEOUT` kube-burner's time bound (1800 s),",
          "`BENCH_PROFILE=0` no perf profiles. JSON: [create](create.json),",
          "[binding](binding.json), [overhead](overhead.json), [capacity](capacity.json).", ""]

@@ -47,6 +47,7 @@ ACTIVITIES = [
     ("HTTP/2, HTTP and gRPC", re.compile(r"^(net/http|golang\.org/x/net/http2|vendor/golang\.org/x/net/http2|"
                                           r"google\.golang\.org/grpc)|^<*(hyper|h2|http)::")),
 ]
+ACTIVITY_RX = dict(ACTIVITIES)
 KERNEL = "kernel (caller unknown)"
 FALLBACK = ("runtime (Go scheduler, tokio, syscalls)",
             re.compile(r"^(runtime\.|internal/runtime|syscall\.|internal/poll)|^<*(tokio|mio)::"))
@@ -172,7 +173,7 @@ def summarize(perf_data, classify, top=12):
             if act:
                 # Where the activity was entered: its outermost frame of this run of
                 # frames and that frame's caller (TLS handshake or record writes?).
-                rx = dict(ACTIVITIES)[act]
+                rx = ACTIVITY_RX[act]
                 j = i
                 while j + 1 < len(syms) and rx.search(syms[j + 1]):
                     j += 1
