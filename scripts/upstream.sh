@@ -3,6 +3,8 @@
 # outside the clone, skipping any already built at its pinned version.
 #   scripts/upstream.sh build        build (or reuse) everything, print the bin dir
 #   scripts/upstream.sh bin-dir      print the bin dir only
+#   scripts/upstream.sh karpenter    build (or reuse) Karpenter's kwok provider only (`build` includes it
+#                                    unless SCALETEST_SKIP_KARPENTER=1)
 #   scripts/upstream.sh bench        also build the peers `make bench` compares with (kube-burner)
 # Release-binary downloads are never used: only package registries are reachable
 # here and on air-gapped runners.
@@ -79,6 +81,22 @@ build_kube_burner() {
   link kube-burner "$v" kube-burner
 }
 
+build_karpenter() {
+  # Karpenter's kwok provider: the main package is named kwok, installed here as
+  # karpenter-kwok so it does not shadow kwok itself. Its go.mod asks for a newer
+  # Go than the machine's, so the pinned toolchain is used (GOTOOLCHAIN).
+  local v=$KARPENTER_VERSION out="$store/karpenter@$KARPENTER_VERSION"
+  if built karpenter "$v"; then log "karpenter $v: cached"; else
+    log "karpenter $v: go install sigs.k8s.io/karpenter/kwok@$v with $KARPENTER_GOTOOLCHAIN"
+    mkdir -p "$out"
+    GOTOOLCHAIN=$KARPENTER_GOTOOLCHAIN CGO_ENABLED=0 GOBIN="$out" go install -trimpath \
+      -ldflags "-s -w -X sigs.k8s.io/karpenter/pkg/operator.Version=$v" "sigs.k8s.io/karpenter/kwok@$v"
+    mv -f "$out/kwok" "$out/karpenter-kwok"
+    touch "$out/.done"
+  fi
+  link karpenter "$v" karpenter-kwok
+}
+
 install_prometheus() {
   if command -v prometheus >/dev/null 2>&1; then log "prometheus: $(command -v prometheus)"; return; fi
   log "prometheus: apt-get install $PROMETHEUS_DEBIAN_PACKAGE"
@@ -113,6 +131,7 @@ case "${1:-build}" in
     go_install kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok kwok
     go_install kine "$KINE_VERSION" github.com/k3s-io/kine kine
     go_install helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm helm
+    if [ "${SCALETEST_SKIP_KARPENTER:-}" != 1 ]; then build_karpenter; fi
     if [ "${SCALETEST_SKIP_PROMETHEUS:-}" != 1 ]; then install_prometheus; fi
     echo "$bin"
     ;;
@@ -122,6 +141,7 @@ case "${1:-build}" in
     install_perf
     echo "$bin"
     ;;
+  karpenter) need_go; build_karpenter; echo "$bin" ;;
   prometheus) install_prometheus ;;
-  *) echo "usage: $0 [build|bin-dir|bench|prometheus]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|bin-dir|bench|karpenter|prometheus]" >&2; exit 2 ;;
 esac
