@@ -82,8 +82,8 @@ What the chart derives from values and profile together:
 {{- $base := int .Values.cluster.portBase -}}
 {{- $sutPort := int .Values.sut.metricsPort -}}
 {{- $sidecar := or (eq .Values.sut.mode "sidecar") (ne (dig "sut" "image" "" $p) "") -}}
-{{- if and $sidecar (ge $sutPort $base) (le $sutPort (add $base 10)) -}}
-{{- fail (printf "sut.metricsPort: expected a port outside cluster.portBase..+10 (%d..%d), found %d" $base (add $base 10) $sutPort) -}}
+{{- if and $sidecar (ge $sutPort $base) (le $sutPort (add $base 11)) -}}
+{{- fail (printf "sut.metricsPort: expected a port outside cluster.portBase..+11 (%d..%d), found %d" $base (add $base 11) $sutPort) -}}
 {{- end -}}
 clusterCount: {{ int64 $count }}
 scheduler: {{ $scheduler }}
@@ -121,6 +121,7 @@ scraped (http, https with a self-signed cert, or "": not scraped).
 - {name: pod-shim, port: {{ add $b 8 }}, component: pod-shim, scrape: http}
 - {name: load-driver, port: {{ add $b 9 }}, component: load-driver, scrape: http}
 - {name: sut, port: {{ add $b 10 }}, component: sut, scrape: http}
+- {name: sut-health, port: {{ add $b 11 }}, component: sut, scrape: ""}
 {{- end -}}
 
 {{/*

@@ -109,7 +109,7 @@ pub fn build_pod(name: &str, namespace: &str, run_id: &str, pod: &PodResources) 
     }
 }
 
-/// A CapacityRequest for one Pod of `pod`'s size (ADR-0022: count is a Pod count).
+/// A CapacityRequest for one Pod of `pod`'s size (count is a Pod count, not a Node count).
 pub fn build_capacity_request(name: &str, namespace: &str, run_id: &str, pod: &PodResources) -> CapacityRequest {
     let mut cr = CapacityRequest::new(
         name,

@@ -1,5 +1,5 @@
 //! node-creator: watches UpcomingNode objects and creates one fake,
-//! kwok-managed Node each (ADR-0023's `scaletest-node-creator`).
+//! kwok-managed Node each (the node-creator of the kube-scheduler flow).
 
 pub mod controller;
 pub mod materialize;

@@ -1,4 +1,4 @@
-//! pod-shim, the legacy harness binder (ADR-0023), used only when a profile
+//! pod-shim, the legacy harness binder (kept while kube-scheduler is the default), used only when a profile
 //! sets `harness.scheduler: pod-shim`. Its three jobs: UpcomingNode → Node
 //! (node-creator's own code), marking Pods Unschedulable when nothing fits,
 //! and binding Pods first-fit through `/binding` with a pool of workers.

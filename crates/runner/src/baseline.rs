@@ -26,15 +26,26 @@ pub struct Baseline {
 #[derive(Debug, PartialEq)]
 pub enum Decision {
     NotPassed,
+    /// Passed, but on a saturated control plane: its figures are the simulator's.
+    Saturated,
     NoValue,
-    Kept { current: f64, candidate: f64 },
-    Moved { previous: Option<f64>, candidate: f64 },
+    Kept {
+        current: f64,
+        candidate: f64,
+    },
+    Moved {
+        previous: Option<f64>,
+        candidate: f64,
+    },
 }
 
 /// Pure: would `s` replace `current`?
 pub fn decide(current: Option<&Baseline>, s: &Summary) -> Decision {
     if !s.passed {
         return Decision::NotPassed;
+    }
+    if s.control_plane.saturated {
+        return Decision::Saturated;
     }
     let Some(candidate) = s.metrics.get(KEY_METRIC).copied().flatten() else { return Decision::NoValue };
     match current {
@@ -123,6 +134,9 @@ mod tests {
         assert!(matches!(decide(Some(&b), &summary(true, Some(3.0))), Decision::Kept { .. }));
         assert!(matches!(decide(Some(&b), &summary(true, Some(1.0))), Decision::Moved { previous: Some(_), .. }));
         assert!(matches!(decide(None, &summary(true, Some(9.0))), Decision::Moved { previous: None, .. }));
+        let mut saturated = summary(true, Some(0.5));
+        saturated.control_plane = crate::saturation::ControlPlane::judge([Some(7.3), None, None]);
+        assert_eq!(decide(Some(&b), &saturated), Decision::Saturated);
     }
 
     #[test]

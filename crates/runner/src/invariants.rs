@@ -12,10 +12,12 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
-use scaletest_core::constants::{RUN_LABEL, UPCOMING_NODE_LABEL};
+use scaletest_core::constants::{
+    FIELD_MANAGER, KWOK_NODE_ANNOTATION, KWOK_NODE_ANNOTATION_VALUE, RUN_LABEL, UPCOMING_NODE_LABEL,
+};
 use scaletest_core::crd::{CapacityRequest, CapacityRequestPhase, UpcomingNode};
 use scaletest_core::http;
-use scaletest_core::profile::ObjectKind;
+use scaletest_core::profile::{NodeSource, ObjectKind};
 use serde::{Deserialize, Serialize};
 
 use crate::faults::FaultRecord;
@@ -26,6 +28,8 @@ pub const UPCOMING_NODE_HAS_ONE_NODE: &str = "upcomingNodesHaveExactlyOneNode";
 pub const NODE_HAS_UPCOMING_NODE: &str = "nodesHaveAnUpcomingNode";
 pub const DRIVER_MATCHES_APISERVER: &str = "driverCountsMatchApiserver";
 pub const RECOVERED: &str = "recoveredAfterEveryFault";
+pub const NODES_KWOK_READY: &str = "nodesKwokManagedAndReady";
+pub const NODES_FROM_SUT: &str = "nodesMadeByTheSut";
 
 /// Names shown in a detail before "…".
 const SHOWN: usize = 5;
@@ -69,6 +73,12 @@ pub struct RequestFacts {
 pub struct NodeFacts {
     pub name: String,
     pub upcoming_node: Option<String>,
+    /// Annotated `kwok.x-k8s.io/node: fake`, so kwok runs it.
+    pub kwok_managed: bool,
+    pub ready: bool,
+    pub terminating: bool,
+    /// The field manager that created it (its earliest managedFields entry).
+    pub creator: Option<String>,
 }
 
 /// The cluster's objects as the apiserver lists them.
@@ -98,8 +108,9 @@ fn listed(names: &[String]) -> String {
     shown
 }
 
-/// Every rule over one snapshot. `kind` is what the load-driver creates.
-pub fn check(s: &Snapshot, driver: DriverView, kind: ObjectKind) -> Vec<InvariantResult> {
+/// Every rule over one snapshot. `kind` is what the load-driver creates; `nodes` who
+/// makes the Nodes (the UpcomingNode rules are node-creator's contract).
+pub fn check(s: &Snapshot, driver: DriverView, kind: ObjectKind, node_source: NodeSource) -> Vec<InvariantResult> {
     let nodes: HashSet<&str> = s.nodes.iter().map(|n| n.name.as_str()).collect();
     let live_pods: Vec<&PodFacts> = s.pods.iter().filter(|p| !p.terminating).collect();
     let mut out = Vec::new();
@@ -124,6 +135,12 @@ pub fn check(s: &Snapshot, driver: DriverView, kind: ObjectKind) -> Vec<Invarian
             format!("{} of {} Pods not bound: {}", unbound.len(), live_pods.len(), listed(&unbound)),
         )
     });
+
+    if node_source == NodeSource::Sut {
+        out.extend(sut_nodes(s));
+        out.push(driver_counts(s, driver, kind));
+        return out;
+    }
 
     // CapacityRequests: Fulfilled, or on their way out with their Pod.
     let pod_uids: HashSet<&str> = live_pods.iter().map(|p| p.uid.as_str()).collect();
@@ -186,6 +203,49 @@ pub fn check(s: &Snapshot, driver: DriverView, kind: ObjectKind) -> Vec<Invarian
 
     out.push(driver_counts(s, driver, kind));
     out
+}
+
+/// What holds for any controller that makes its own Nodes: each is run by kwok and
+/// Ready, and none came from the harness's node-creator (nor anyone but the SUT).
+fn sut_nodes(s: &Snapshot) -> [InvariantResult; 2] {
+    let live: Vec<&NodeFacts> = s.nodes.iter().filter(|n| !n.terminating).collect();
+    let bad: Vec<String> = live
+        .iter()
+        .filter(|n| !(n.kwok_managed && n.ready))
+        .map(|n| match (n.kwok_managed, n.ready) {
+            (false, _) => format!("{} (no {KWOK_NODE_ANNOTATION}={KWOK_NODE_ANNOTATION_VALUE} annotation)", n.name),
+            _ => format!("{} (not Ready)", n.name),
+        })
+        .collect();
+    let kwok_ready = InvariantResult::new(
+        NODES_KWOK_READY,
+        bad.is_empty(),
+        if bad.is_empty() {
+            format!("{} Nodes, all kwok-managed and Ready", live.len())
+        } else {
+            format!("{} of {} Nodes not kwok-managed and Ready: {}", bad.len(), live.len(), listed(&bad))
+        },
+    );
+    let mut creators: BTreeMap<&str, usize> = BTreeMap::new();
+    for n in &live {
+        *creators.entry(n.creator.as_deref().unwrap_or("unknown")).or_default() += 1;
+    }
+    let by = creators.iter().map(|(c, n)| format!("{c} ({n})")).collect::<Vec<_>>().join(", ");
+    let foreign: Vec<String> = live
+        .iter()
+        .filter(|n| n.upcoming_node.is_some() || n.creator.as_deref() == Some(FIELD_MANAGER))
+        .map(|n| n.name.clone())
+        .collect();
+    let from_sut = InvariantResult::new(
+        NODES_FROM_SUT,
+        foreign.is_empty(),
+        if foreign.is_empty() {
+            format!("{} Nodes, created by: {}", live.len(), if by.is_empty() { "nobody".into() } else { by })
+        } else {
+            format!("{} Nodes made by the harness, not the SUT: {}", foreign.len(), listed(&foreign))
+        },
+    );
+    [kwok_ready, from_sut]
 }
 
 /// The load-driver's active/bound counts against the apiserver's, for its own objects.
@@ -292,9 +352,31 @@ pub async fn snapshot(client: &Client, run_id: &str) -> Result<Snapshot, kube::E
     let nodes = nodes
         .items
         .iter()
-        .map(|n| NodeFacts { name: n.name_any(), upcoming_node: n.labels().get(UPCOMING_NODE_LABEL).cloned() })
+        .map(|n| NodeFacts {
+            name: n.name_any(),
+            upcoming_node: n.labels().get(UPCOMING_NODE_LABEL).cloned(),
+            kwok_managed: n.annotations().get(KWOK_NODE_ANNOTATION).is_some_and(|v| v == KWOK_NODE_ANNOTATION_VALUE),
+            ready: n
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")),
+            terminating: n.metadata.deletion_timestamp.is_some(),
+            creator: creator(&n.metadata),
+        })
         .collect();
     Ok(Snapshot { pods, requests, upcoming_nodes, nodes })
+}
+
+/// The manager of the earliest managedFields entry on the object itself (not a
+/// subresource): whoever created it, as the apiserver recorded it.
+fn creator(meta: &kube::api::ObjectMeta) -> Option<String> {
+    meta.managed_fields
+        .iter()
+        .flatten()
+        .filter(|f| f.subresource.as_deref().unwrap_or_default().is_empty())
+        .min_by_key(|f| f.time.as_ref().map(|t| t.0))
+        .and_then(|f| f.manager.clone())
 }
 
 async fn driver_view(load_driver: Option<&str>) -> Option<DriverView> {
@@ -314,6 +396,7 @@ pub async fn settle(
     run_id: &str,
     load_driver: Option<&str>,
     kind: ObjectKind,
+    nodes: NodeSource,
     within: Duration,
 ) -> Vec<InvariantResult> {
     let deadline = Instant::now() + within;
@@ -327,7 +410,7 @@ pub async fn settle(
                     (Some(_), Some(_)) => DriverView { moving: true, ..DriverView::default() },
                     _ => DriverView::default(),
                 };
-                check(&s, driver, kind)
+                check(&s, driver, kind, nodes)
             }
             Err(e) => vec![InvariantResult::new(PODS_BOUND, false, format!("cannot list the cluster's objects: {e}"))],
         };
@@ -363,7 +446,14 @@ mod tests {
     }
 
     fn node(name: &str, upcoming: Option<&str>) -> NodeFacts {
-        NodeFacts { name: name.into(), upcoming_node: upcoming.map(str::to_string) }
+        NodeFacts {
+            name: name.into(),
+            upcoming_node: upcoming.map(str::to_string),
+            kwok_managed: true,
+            ready: true,
+            terminating: false,
+            creator: Some("scaletest".into()),
+        }
     }
 
     /// Two Pods bound on one Node made for one UpcomingNode; a third being deleted.
@@ -388,7 +478,7 @@ mod tests {
 
     #[test]
     fn a_healthy_cluster_holds_every_invariant() {
-        let r = check(&healthy(), driver(2.0, 2.0), ObjectKind::Pods);
+        let r = check(&healthy(), driver(2.0, 2.0), ObjectKind::Pods, NodeSource::NodeCreator);
         assert_eq!(failed(&r), Vec::<&str>::new(), "{r:#?}");
         assert_eq!(r.len(), 5);
         assert_eq!(r[0].detail, "2 Pods, all bound; 1 being deleted");
@@ -398,7 +488,7 @@ mod tests {
     fn an_upcoming_node_without_its_node_is_named() {
         let mut s = healthy();
         s.upcoming_nodes.push("un-1".into());
-        let r = check(&s, driver(2.0, 2.0), ObjectKind::Pods);
+        let r = check(&s, driver(2.0, 2.0), ObjectKind::Pods, NodeSource::NodeCreator);
         assert_eq!(failed(&r), [UPCOMING_NODE_HAS_ONE_NODE]);
         assert!(r[2].detail.contains("un-1 (0 Nodes)"), "{}", r[2].detail);
     }
@@ -408,7 +498,7 @@ mod tests {
         let mut s = healthy();
         s.nodes.push(node("un-0-again", Some("un-0")));
         s.nodes.push(node("stray", None));
-        let r = check(&s, driver(2.0, 2.0), ObjectKind::Pods);
+        let r = check(&s, driver(2.0, 2.0), ObjectKind::Pods, NodeSource::NodeCreator);
         assert_eq!(failed(&r), [UPCOMING_NODE_HAS_ONE_NODE, NODE_HAS_UPCOMING_NODE]);
         assert!(r[2].detail.contains("un-0 (2 Nodes)"));
         assert!(r[3].detail.contains("stray (no scaletest.dev/upcoming-node label)"));
@@ -422,7 +512,7 @@ mod tests {
         s.requests.push(request("pod-3", Some(CapacityRequestPhase::Acknowledged), Some("pod-3")));
         s.requests.push(request("pod-9", Some(CapacityRequestPhase::Fulfilled), Some("pod-9")));
         s.requests.push(request("pod-8", None, Some("pod-8")));
-        let r = check(&s, driver(4.0, 3.0), ObjectKind::Pods);
+        let r = check(&s, driver(4.0, 3.0), ObjectKind::Pods, NodeSource::NodeCreator);
         assert_eq!(failed(&r), [PODS_BOUND, REQUESTS_SETTLED]);
         assert!(
             r[0].detail.contains("2 of 4 Pods not bound: scaletest-0/pod-3, scaletest-0/pod-4 (on missing Node gone)")
@@ -433,16 +523,21 @@ mod tests {
 
     #[test]
     fn driver_counts_must_match_the_apiserver() {
-        let r = check(&healthy(), driver(3.0, 2.0), ObjectKind::Pods);
+        let r = check(&healthy(), driver(3.0, 2.0), ObjectKind::Pods, NodeSource::NodeCreator);
         assert_eq!(failed(&r), [DRIVER_MATCHES_APISERVER]);
         assert_eq!(r[4].detail, "load-driver: 3 active, 2 bound; apiserver: 2 Pods of the run, 2 bound");
-        let r = check(&healthy(), DriverView::default(), ObjectKind::Pods);
+        let r = check(&healthy(), DriverView::default(), ObjectKind::Pods, NodeSource::NodeCreator);
         assert_eq!(failed(&r), [DRIVER_MATCHES_APISERVER]);
         assert!(r[4].detail.contains("could not be read"), "{}", r[4].detail);
-        let r = check(&healthy(), DriverView { moving: true, ..driver(2.0, 2.0) }, ObjectKind::Pods);
+        let r = check(
+            &healthy(),
+            DriverView { moving: true, ..driver(2.0, 2.0) },
+            ObjectKind::Pods,
+            NodeSource::NodeCreator,
+        );
         assert_eq!(failed(&r), [DRIVER_MATCHES_APISERVER]);
         assert!(r[4].detail.contains("changed while the cluster was listed"), "{}", r[4].detail);
-        let r = check(&healthy(), DriverView::default(), ObjectKind::Manifest);
+        let r = check(&healthy(), DriverView::default(), ObjectKind::Manifest, NodeSource::NodeCreator);
         assert!(failed(&r).is_empty());
     }
 
@@ -453,7 +548,7 @@ mod tests {
             RequestFacts { of_run: true, ..request("capreq-0", Some(CapacityRequestPhase::Fulfilled), None) },
             RequestFacts { of_run: true, ..request("capreq-1", Some(CapacityRequestPhase::Fulfilled), None) },
         ];
-        assert!(failed(&check(&s, driver(2.0, 2.0), ObjectKind::CapacityRequests)).is_empty());
+        assert!(failed(&check(&s, driver(2.0, 2.0), ObjectKind::CapacityRequests, NodeSource::NodeCreator)).is_empty());
     }
 
     #[test]
@@ -481,5 +576,34 @@ mod tests {
         let bad = recovered(&[rec(Some(3.5), None), rec(None, Some("not back at steady state within 5m"))]);
         assert!(!bad.held);
         assert_eq!(bad.detail, "1 of 2 faults not recovered: kill kine at 12s: not back at steady state within 5m");
+    }
+
+    #[test]
+    fn a_controller_that_makes_its_nodes_is_judged_by_pods_and_nodes() {
+        let karpenter = |name: &str| NodeFacts { creator: Some("karpenter".into()), ..node(name, None) };
+        let mut s = healthy();
+        s.nodes = vec![karpenter("un-0")];
+        s.upcoming_nodes.clear();
+        s.requests.clear();
+        let r = check(&s, driver(2.0, 2.0), ObjectKind::Pods, NodeSource::Sut);
+        assert!(failed(&r).is_empty(), "{r:?}");
+        let names: Vec<&str> = r.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, [PODS_BOUND, NODES_KWOK_READY, NODES_FROM_SUT, DRIVER_MATCHES_APISERVER]);
+        assert!(r[2].detail.contains("karpenter (1)"), "{}", r[2].detail);
+
+        // Not Ready, not run by kwok, or made by node-creator: each is named.
+        let mut not_ready = karpenter("n-1");
+        not_ready.ready = false;
+        let mut not_kwok = karpenter("n-2");
+        not_kwok.kwok_managed = false;
+        let mut leaving = karpenter("n-3");
+        leaving.ready = false;
+        leaving.terminating = true;
+        s.nodes.extend([not_ready, not_kwok, leaving, node("un-9", Some("un-9"))]);
+        let r = check(&s, driver(2.0, 2.0), ObjectKind::Pods, NodeSource::Sut);
+        assert_eq!(failed(&r), [NODES_KWOK_READY, NODES_FROM_SUT]);
+        assert!(r[1].detail.starts_with("2 of 4 Nodes"), "{}", r[1].detail);
+        assert!(r[1].detail.contains("n-1 (not Ready)") && r[1].detail.contains("n-2 (no kwok"), "{}", r[1].detail);
+        assert!(r[2].detail.contains("un-9"), "{}", r[2].detail);
     }
 }

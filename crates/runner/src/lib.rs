@@ -10,6 +10,7 @@ pub mod local;
 pub mod prom;
 pub mod report;
 pub mod run;
+pub mod saturation;
 pub mod summary;
 
 use std::path::PathBuf;

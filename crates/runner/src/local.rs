@@ -40,6 +40,7 @@ pub async fn start_all(
         .map(|i| {
             let mut args = args.to_vec();
             args.push(format!("--port-base={}", bases[i as usize]));
+            args.push(format!("--cluster-index={i}"));
             async move {
                 let name = cluster_name(i);
                 let dir: PathBuf = work.join(&name);

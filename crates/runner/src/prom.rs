@@ -35,7 +35,10 @@ pub fn render(clusters: &[Endpoints], dir: &Path) -> (Value, Vec<(PathBuf, Value
     for e in clusters {
         for c in &e.components {
             let Some(m) = &c.metrics else { continue };
-            let group = json!({"targets": [m.address], "labels": {"cluster": e.cluster, "component": c.name}});
+            // `__metrics_path__` per target: a user's controller may serve elsewhere than /metrics.
+            let group = json!({"targets": [m.address], "labels": {
+                "cluster": e.cluster, "component": c.name, "__metrics_path__": m.path,
+            }});
             match (&*m.scheme, &m.tls) {
                 ("http", _) => http_targets.push(group),
                 (_, Some(t)) if t.cert_file.is_some() => {

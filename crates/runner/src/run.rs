@@ -19,6 +19,7 @@ use crate::kube::KubeRun;
 use crate::local::{self, LocalCluster};
 use crate::prom;
 use crate::report;
+use crate::saturation::{self, ControlPlane};
 use crate::summary::{ClusterResult, Cost, Scale, SloResult, Summary, Target};
 use scaletest_core::http;
 
@@ -75,6 +76,8 @@ struct Run {
     faults: Vec<(u32, FaultRecord)>,
     /// End-of-soak invariants, by cluster name.
     invariants: BTreeMap<String, Vec<InvariantResult>>,
+    /// The simulated control plane against the upstream latency SLOs.
+    control_plane: ControlPlane,
     /// Test-only broken node-creator, passed to every supervisor.
     node_creator_skip_every: u64,
     started: Instant,
@@ -125,10 +128,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     }
     let (supervisor, prometheus_bin) = match kube {
         Some(_) => (PathBuf::new(), PathBuf::new()),
-        None => (
-            find_binary("scaletest-cluster", args.bin_dir.as_deref())?,
-            find_binary("prometheus", args.bin_dir.as_deref())?,
-        ),
+        None => {
+            local_sut_runnable(&profile, &args.profile, args.bin_dir.as_deref())?;
+            (
+                find_binary("scaletest-cluster", args.bin_dir.as_deref())?,
+                find_binary("prometheus", args.bin_dir.as_deref())?,
+            )
+        }
     };
 
     let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
@@ -156,6 +162,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         slos: Vec::new(),
         faults: Vec::new(),
         invariants: BTreeMap::new(),
+        control_plane: ControlPlane::default(),
         node_creator_skip_every: args.node_creator_skip_every,
         started: Instant::now(),
     };
@@ -203,9 +210,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             println!("  {} {} {}: {}", if i.held { "HELD" } else { "FAIL" }, c.name, i.name, i.detail);
         }
     }
+    let caveat = summary.control_plane.warning().map(|w| format!(" (but {w})")).unwrap_or_default();
     match &summary.reason {
-        None => println!("PASSED: summary {}", summary_path(&output).display()),
-        Some(r) => println!("FAILED: {r}\nsummary {}", summary_path(&output).display()),
+        None => println!("PASSED{caveat}: summary {}", summary_path(&output).display()),
+        Some(r) => println!("FAILED: {r}{caveat}\nsummary {}", summary_path(&output).display()),
     }
     Ok(outcome)
 }
@@ -225,6 +233,24 @@ fn confirm(usd: f64, context: &str) -> Result<(), Refusal> {
 
 fn summary_path(output: &Path) -> PathBuf {
     output.join("summary.json")
+}
+
+/// A user's controller runs locally from its `command`: refuse a profile that gives only
+/// an image, or names a program that is not installed, before anything starts.
+fn local_sut_runnable(profile: &Profile, path: &Path, bin_dir: Option<&Path>) -> Result<(), Refusal> {
+    let Some(sut) = profile.sut.external() else { return Ok(()) };
+    match sut.command.first() {
+        None => Err(Refusal::Unsupported(format!(
+            "{}: sut.command: the local target runs your controller's command, and this profile gives only `image` ({}); add `command`, or run it with --target kube",
+            path.display(),
+            sut.image.as_deref().unwrap_or_default()
+        ))),
+        // A path was checked when the profile was loaded.
+        Some(program) if program.contains('/') => Ok(()),
+        Some(name) => find_binary(name, bin_dir)
+            .map(drop)
+            .map_err(|e| Refusal::Missing(format!("{}: sut.command[0]: {e}", path.display()))),
+    }
 }
 
 fn find_binary(name: &str, bin_dir: Option<&Path>) -> Result<PathBuf, Refusal> {
@@ -335,6 +361,7 @@ impl Run {
     async fn check_invariants(&mut self, settle: Duration) {
         println!("[invariants] checking {} cluster(s)", self.clusters.len());
         let kind = self.profile.load_profile.kind;
+        let nodes = self.profile.harness.nodes;
         let run_id = self.run_id.clone();
         let checks = self.clusters.iter().enumerate().map(|(i, c)| {
             let run_id = run_id.clone();
@@ -343,7 +370,7 @@ impl Run {
             async move {
                 let load_driver = c.endpoints.metrics_address("load-driver");
                 let mut results = match scaletest_core::client::from_kubeconfig(&c.endpoints.kubeconfig).await {
-                    Ok(client) => invariants::settle(&client, &run_id, load_driver, kind, settle).await,
+                    Ok(client) => invariants::settle(&client, &run_id, load_driver, kind, nodes, settle).await,
                     Err(e) => vec![InvariantResult {
                         name: invariants::PODS_BOUND.into(),
                         held: false,
@@ -590,7 +617,12 @@ impl Run {
                 self.metrics.insert(name.to_string(), v);
             }
         }
-        for mut slo in self.profile.slos.clone() {
+        let mut apiserver = [None; 3];
+        for (slot, (_, query, _)) in apiserver.iter_mut().zip(saturation::queries(&window)) {
+            *slot = prom::query(&addr, &query).await.map_err(fail)?;
+        }
+        self.control_plane = ControlPlane::judge(apiserver);
+        for mut slo in self.profile.slos() {
             slo.query = slo.query.replace(profile::SLO_WINDOW, &window);
             let v = prom::query(&addr, &slo.query).await.map_err(fail)?;
             self.metrics.insert(slo.name.clone(), v);
@@ -713,11 +745,17 @@ impl Run {
                 object_kind: self.profile.load_profile.kind.to_string(),
                 density: self.profile.harness.density,
                 scheduler: self.profile.harness.scheduler.to_string(),
+                nodes: self.profile.harness.nodes.to_string(),
+                sut: match self.profile.sut.external() {
+                    None => "reference".into(),
+                    Some(e) => e.command.first().or(e.image.as_ref()).cloned().unwrap_or_default(),
+                },
             },
             metrics: self.metrics.clone(),
             slos: self.slos.clone(),
             passed,
             reason,
+            control_plane: self.control_plane.clone(),
             started_at: started_at.to_string(),
             finished_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
             phases: self.phases.clone(),

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::faults::FaultRecord;
 use crate::invariants::InvariantResult;
+use crate::saturation::ControlPlane;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -24,6 +25,9 @@ pub struct Summary {
     pub passed: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Whether the simulated control plane kept up (upstream API latency SLOs).
+    #[serde(default)]
+    pub control_plane: ControlPlane,
     pub started_at: String,
     pub finished_at: String,
     /// Seconds spent in each phase that ran.
@@ -55,6 +59,12 @@ pub struct Scale {
     pub object_kind: String,
     pub density: u32,
     pub scheduler: String,
+    /// Who made the Nodes: `node-creator` or `sut`.
+    #[serde(default)]
+    pub nodes: String,
+    /// `reference`, or the user's controller (its program or image).
+    #[serde(default)]
+    pub sut: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -18,6 +18,11 @@ pub struct ClusterArgs {
     #[arg(long, env = "SCALETEST_CLUSTER_NAME", default_value = "cluster-0")]
     pub name: String,
 
+    /// 0-based index of this cluster in the run (`${clusterIndex}` for a user's
+    /// controller) [default: the number that ends --name, else 0].
+    #[arg(long, env = "SCALETEST_CLUSTER_INDEX")]
+    pub cluster_index: Option<u32>,
+
     /// Directory for state, certificates, configs and logs. Default: a
     /// temporary directory that is removed at exit.
     #[arg(long, env = "SCALETEST_DATA_DIR")]
@@ -85,4 +90,15 @@ pub struct ClusterArgs {
     /// Extra DNS names or IPs for the apiserver's serving certificate.
     #[arg(long = "extra-san", value_delimiter = ',')]
     pub extra_sans: Vec<String>,
+}
+
+impl ClusterArgs {
+    /// `--cluster-index`, else the trailing number of the name (`cluster-3`, or a
+    /// StatefulSet Pod's `…-cluster-3`), else 0.
+    pub fn cluster_index(&self) -> u32 {
+        self.cluster_index.unwrap_or_else(|| {
+            let digits = self.name.len() - self.name.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+            self.name[self.name.len() - digits..].parse().unwrap_or(0)
+        })
+    }
 }

@@ -41,9 +41,11 @@ pub struct Ports {
     pub pod_shim: u16,
     pub load_driver: u16,
     pub sut: u16,
+    /// A second port for a user's controller (health/readiness: `${healthPort}`).
+    pub sut_health: u16,
 }
 
-const ROLES: [&str; 11] = [
+const ROLES: [&str; 12] = [
     "kube-apiserver",
     "kine",
     "kine metrics",
@@ -55,6 +57,7 @@ const ROLES: [&str; 11] = [
     "pod-shim",
     "load-driver",
     "system under test",
+    "system under test health",
 ];
 
 impl Ports {
@@ -71,10 +74,11 @@ impl Ports {
             pod_shim: p[8],
             load_driver: p[9],
             sut: p[10],
+            sut_health: p[11],
         }
     }
 
-    pub fn all(&self) -> [(&'static str, u16); 11] {
+    pub fn all(&self) -> [(&'static str, u16); 12] {
         let p = [
             self.apiserver,
             self.kine,
@@ -87,6 +91,7 @@ impl Ports {
             self.pod_shim,
             self.load_driver,
             self.sut,
+            self.sut_health,
         ];
         std::array::from_fn(|i| (ROLES[i], p[i]))
     }

@@ -55,6 +55,10 @@ pub enum SupervisorError {
     Interrupted,
     #[error(transparent)]
     Profile(#[from] scaletest_core::profile::ProfileError),
+    #[error("cannot read the system under test's manifests")]
+    Manifests(#[from] scaletest_core::manifests::ManifestError),
+    #[error("cannot apply the system under test's manifests")]
+    Apply(#[from] crate::apply::ApplyError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SupervisorError + '_ {
@@ -91,6 +95,7 @@ pub async fn run(args: ClusterArgs, shutdown: CancellationToken) -> Result<(), S
         profile: profile.as_ref().map(|(path, p)| (path.as_path(), p)),
         run_id: &args.run_id,
         cluster: &args.name,
+        cluster_index: args.cluster_index(),
         node_creator_skip_every: args.node_creator_skip_every,
         load_gate: args.load_gate.as_deref(),
         density: args.density,
@@ -104,14 +109,23 @@ pub async fn run(args: ClusterArgs, shutdown: CancellationToken) -> Result<(), S
         crate::config::SchedulerMode::PodShim => PathBuf::new(),
     };
     for name in HarnessPrograms::needed(scheduler_mode, &spec) {
-        find(name)?;
+        find(&name)?;
     }
     let found = |n: &str| find(n).unwrap_or_default();
     let harness_programs = HarnessPrograms {
         node_creator: found("scaletest-node-creator"),
         pod_shim: found("scaletest-pod-shim"),
         load_driver: found("scaletest-load-driver"),
-        sut: found("scaletest-sut"),
+        sut: match profile.as_ref().and_then(|(_, p)| p.sut.external()).and_then(|e| e.command.first()) {
+            Some(program) if program.contains('/') => PathBuf::from(program),
+            Some(name) => found(name),
+            None => found("scaletest-sut"),
+        },
+    };
+    // A user's controller finds its CRDs and objects in place when it starts.
+    let sut_manifests = match profile.as_ref().and_then(|(_, p)| p.sut.external()) {
+        Some(e) if spec.run_sut => scaletest_core::manifests::read_all(&e.manifests)?,
+        _ => Vec::new(),
     };
     let ports = match args.port_base {
         Some(base) => Ports::fixed(base)?,
@@ -168,7 +182,7 @@ pub async fn run(args: ClusterArgs, shutdown: CancellationToken) -> Result<(), S
     let endpoints_path = dir.join(endpoints::FILE_NAME);
     let result = async {
         tokio::select! {
-            r = start_all(&plan, &logs, policy, &metrics, args.startup_timeout, &mut running, &layout) => r?,
+            r = start_all(&plan, &sut_manifests, &logs, policy, &metrics, args.startup_timeout, &mut running, &layout) => r?,
             _ = shutdown.cancelled() => return Err(SupervisorError::Interrupted),
         }
         children.set(running.iter().map(Supervised::handle).collect());
@@ -198,8 +212,10 @@ pub async fn run(args: ClusterArgs, shutdown: CancellationToken) -> Result<(), S
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn start_all(
     plan: &[Component],
+    sut_manifests: &[scaletest_core::manifests::Manifest],
     logs: &Path,
     policy: RestartPolicy,
     metrics: &SupervisorMetrics,
@@ -208,6 +224,11 @@ async fn start_all(
     layout: &Layout,
 ) -> Result<(), SupervisorError> {
     for c in plan {
+        if c.name == "sut" && !sut_manifests.is_empty() {
+            let client = scaletest_core::client::from_kubeconfig(&layout.pki.admin_kubeconfig).await?;
+            tracing::info!(objects = sut_manifests.len(), "applying the system under test's manifests");
+            crate::apply::apply(&client, sut_manifests, timeout).await?;
+        }
         start_one(c, logs, policy, metrics, timeout, running).await?;
         if c.name == "kube-apiserver" {
             // The CRDs go in as soon as the apiserver serves, so that

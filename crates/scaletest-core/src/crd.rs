@@ -13,7 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Demand for capacity: `need.count` Pods of `need.cpu` / `need.memory` each
-/// (ADR-0022: Need.Count is a Pod count). Owned by the Pod it stands for, when
+/// (a Pod count, not a Node count). Owned by the Pod it stands for, when
 /// there is one, so garbage collection removes it with the Pod.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(

@@ -1,4 +1,4 @@
-//! The density model (ADR-0022): one fake Node holds `pods_per_node` Pods, and
+//! The density model: one fake Node holds `pods_per_node` Pods, and
 //! its Allocatable is exactly that many times the per-Pod need, so a scheduler
 //! packing to Allocatable puts `pods_per_node` Pods on every full Node.
 

@@ -2,7 +2,8 @@
 //!
 //! - [`crd`]: the CapacityRequest / UpcomingNode contract with the system under test.
 //! - [`density`] and [`quantity`]: how many Pods a fake Node holds and what it advertises.
-//! - [`profile`]: the `profiles/*.yaml` schema and its validation.
+//! - [`profile`]: the `profiles/*.yaml` schema and its validation; [`manifests`]: the
+//!   Kubernetes objects a profile applies to each cluster.
 //! - [`metrics`]: one Prometheus registry per process, served at `/metrics`.
 //! - [`client`], [`shutdown`], [`telemetry`]: process plumbing.
 
@@ -13,6 +14,7 @@ pub mod crd;
 pub mod density;
 pub mod endpoints;
 pub mod http;
+pub mod manifests;
 pub mod metrics;
 pub mod profile;
 pub mod quantity;

@@ -1,7 +1,7 @@
 //! The decision: a pure function of the rollup, unit-tested without a cluster.
 //!
 //! Demand is grouped by per-Pod shape, because a Node sized density × shape
-//! (ADR-0022) only packs Pods of that shape to its Allocatable. For each shape
+//! only packs Pods of that shape to its Allocatable. For each shape
 //! the demand first fills the room left on the shape's existing nodes (planned
 //! or published: a node published for 30 Pods still has room for 70), then
 //! opens new nodes of `density` Pods, ceil(pods / density) of them when no room

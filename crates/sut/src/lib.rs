@@ -70,7 +70,7 @@ pub struct Args {
     #[arg(long, default_value = "1s", value_parser = positive_duration)]
     pub cycle_interval: Duration,
 
-    /// Pods per UpcomingNode: Allocatable = density × the per-Pod need (ADR-0022).
+    /// Pods per UpcomingNode: Allocatable = density × the per-Pod need.
     #[arg(long, default_value_t = scaletest_core::density::DEFAULT_PODS_PER_NODE,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub density: u32,

@@ -26,7 +26,7 @@ impl Shape {
         quantity::format_memory_bytes(self.memory_bytes)
     }
 
-    /// A Node holding `pods_per_node` Pods of this shape (ADR-0022).
+    /// A Node holding `pods_per_node` Pods of this shape.
     pub fn allocatable(&self, pods_per_node: u32) -> Allocatable {
         DensityModel { pods_per_node, pod: (*self).into() }.allocatable()
     }

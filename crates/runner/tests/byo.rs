@@ -1,0 +1,162 @@
+//! Bringing your own controller: whole local runs with a user's controller as the
+//! system under test, through the real binaries (clusters, Prometheus, the controller).
+//! Serialised: each run loads both cores.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn runner(tmp: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_scaletest-runner"));
+    c.env("TMPDIR", tmp).env("NO_COLOR", "1").current_dir(repo());
+    c
+}
+
+fn summary(output: &Path) -> Value {
+    let text = std::fs::read_to_string(output.join("summary.json")).expect("summary.json written");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Processes whose command line mentions `tmp`: anything the run left behind.
+fn leftovers(tmp: &Path) -> Vec<String> {
+    let needle = tmp.to_string_lossy().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+        .filter(|cmd| cmd.contains(&needle))
+        .collect()
+}
+
+/// A profile file `name`.yaml in `dir`, from `profiles/<from>.yaml` with `edit` applied
+/// (its relative paths are made absolute, as they are resolved against the original).
+fn variant(dir: &Path, from: &str, name: &str, edit: impl Fn(String) -> String) -> PathBuf {
+    let text = std::fs::read_to_string(repo().join(format!("profiles/{from}.yaml"))).unwrap();
+    let profiles = repo().join("profiles").canonicalize().unwrap();
+    let text = text.replace(&format!("name: {from}\n"), &format!("name: {name}\n")).replace(
+        "manifests: [karpenter/crds, karpenter]",
+        &format!("manifests: [{0}/karpenter/crds, {0}/karpenter]", profiles.display()),
+    );
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, edit(text)).unwrap();
+    path
+}
+
+fn run(tmp: &Path, profile: &Path, extra: &[&str]) -> (Option<i32>, Value, PathBuf) {
+    let out = tmp.join("out");
+    let status = runner(tmp)
+        .args(["run", "--yes", "--profile"])
+        .arg(profile)
+        .args(extra)
+        .arg("--output")
+        .arg(&out)
+        .stdout(Stdio::inherit())
+        .status()
+        .unwrap();
+    (status.code(), summary(&out), out)
+}
+
+/// A controller that never provisions: the run fails at its steady-state timeout and
+/// says where the chain stuck (Pods active and bound, the invariant that does not hold).
+#[test]
+fn a_controller_that_never_provisions_fails_with_the_chains_state() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let profile = variant(tmp.path(), "smoke", "byo-idle", |t| {
+        t.replace("  binderWorkers: 16             # pod-shim only\n", "  nodes: sut\n")
+            .replace(
+                "sut:\n  reference:\n    provisioningDelay: 2s\n    acknowledgeConcurrency: 16\n    cycleInterval: 1s\n",
+                "sut:\n  command: [sleep, \"3600\"]\n",
+            )
+            .replace("objectsPerCluster: 200", "objectsPerCluster: 40")
+            .replace("steadyStateTimeout: 5m", "steadyStateTimeout: 45s")
+    });
+    let (code, s, _) = run(tmp.path(), &profile, &[]);
+    assert_eq!(code, Some(1), "{s:#}");
+    assert_eq!(s["passed"], false);
+    let reason = s["reason"].as_str().unwrap();
+    assert!(reason.contains("steady state not reached"), "{reason}");
+    assert!(reason.contains("40 active, 0 bound"), "{reason}");
+    assert!(reason.contains("podsBoundOrDeleted (40 of 40 Pods not bound"), "{reason}");
+    assert!(leftovers(tmp.path()).is_empty(), "{:#?}", leftovers(tmp.path()));
+}
+
+/// Karpenter's kwok provider as the SUT, end to end and small enough for CI: all Pods
+/// bound on Nodes it made, the harness's KPIs in the summary, its own `karpenter_*`
+/// series scraped with the cluster label.
+#[test]
+fn karpenter_provisions_every_pod_and_passes() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let bin = scaletest_cluster::binaries::default_bin_dir();
+    scaletest_cluster::binaries::find("karpenter-kwok", &bin)
+        .unwrap_or_else(|e| panic!("{e} (scripts/upstream.sh build builds it)"));
+    let tmp = tempfile::tempdir().unwrap();
+    let profile = variant(tmp.path(), "karpenter", "karpenter-ci", |t| {
+        t.replace("objectsPerCluster: 1000", "objectsPerCluster: 300")
+            .replace("- ramp: {rate: 20}", "- ramp: {rate: 30}")
+            .replace(
+                "{duration: 2m, churnPercent: 5, churnInterval: 30s}",
+                "{duration: 30s, churnPercent: 10, churnInterval: 10s}",
+            )
+            .replace("  soak: 2m\n", "  soak: 30s\n")
+    });
+    let (code, s, out) = run(tmp.path(), &profile, &[]);
+    assert_eq!(code, Some(0), "{s:#}");
+    let m = &s["metrics"];
+    assert_eq!(m["objectsActive"].as_f64(), Some(300.0), "{m:#}");
+    assert!(m["nodesProvisioned"].as_f64().unwrap() >= 1.0, "{m:#}");
+    assert!(m["timeToCapacityP99Seconds"].as_f64().unwrap() > 0.0, "{m:#}");
+    assert!(m["karpenterPodsBoundP99Seconds"].is_number(), "{m:#}");
+    let invariants = s["clusters"][0]["invariants"].as_array().unwrap();
+    let from_sut = invariants.iter().find(|i| i["name"] == "nodesMadeByTheSut").unwrap();
+    assert_eq!(from_sut["held"], true, "{invariants:#?}");
+    assert!(!from_sut["detail"].as_str().unwrap().contains("scaletest ("), "{from_sut}");
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("Time to capacity") || report.contains("time to capacity"), "{report}");
+    assert!(leftovers(tmp.path()).is_empty(), "{:#?}", leftovers(tmp.path()));
+
+    // The snapshot holds Karpenter's own series with the cluster label.
+    let replay = tmp.path().join("replay");
+    std::fs::create_dir_all(&replay).unwrap();
+    let tar =
+        Command::new("tar").arg("-xzf").arg(out.join("prometheus-snapshot.tar.gz")).arg("-C").arg(&replay).status();
+    assert!(tar.unwrap().success());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = tmp.path().join("empty.yml");
+    std::fs::write(&config, "global: {}\n").unwrap();
+    let mut prom = Command::new(scaletest_cluster::binaries::find("prometheus", &bin).unwrap())
+        .arg(format!("--storage.tsdb.path={}", replay.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg(format!("--config.file={}", config.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let series = loop {
+        let v = rt.block_on(scaletest_runner::prom::query(
+            &format!("127.0.0.1:{port}"),
+            "count(count_over_time({__name__=~\"karpenter_.+\", cluster=\"cluster-0\"}[1h]))",
+        ));
+        if let Ok(Some(v)) = v {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "the snapshot never answered: {v:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let _ = prom.kill();
+    let _ = prom.wait();
+    assert!(series > 0.0, "no karpenter_* series with cluster=\"cluster-0\" in the snapshot");
+}

@@ -1,0 +1,53 @@
+//! Numbers derived from a profile: totals, Nodes, kwok controllers, cost.
+
+use std::time::Duration;
+
+use super::{Profile, Slo, Sut, default_external_slos, default_slos};
+
+impl Profile {
+    /// The SLOs the run is judged by: the profile's own, else the defaults for its SUT.
+    pub fn slos(&self) -> Vec<Slo> {
+        match (&self.slos, &self.sut) {
+            (Some(slos), _) => slos.clone(),
+            (None, Sut::Reference(_)) => default_slos(),
+            (None, Sut::External(_)) => default_external_slos(),
+        }
+    }
+
+    /// Objects across every cluster at steady state.
+    pub fn total_objects(&self) -> u64 {
+        u64::from(self.kwok.cluster_count).saturating_mul(self.load_profile.objects_per_cluster)
+    }
+
+    /// Fake Nodes one cluster needs at steady state: ceil(objects / density).
+    pub fn nodes_per_cluster(&self) -> u64 {
+        self.load_profile.objects_per_cluster.div_ceil(u64::from(self.harness.density.max(1)))
+    }
+
+    /// Fake Nodes across every cluster at steady state.
+    pub fn total_nodes(&self) -> u64 {
+        u64::from(self.kwok.cluster_count).saturating_mul(self.nodes_per_cluster())
+    }
+
+    /// kwok controllers one cluster runs: ceil(nodes / nodesPerController), at least 1.
+    pub fn kwok_controllers_per_cluster(&self) -> u64 {
+        match self.kwok.nodes_per_controller {
+            Some(per) if per > 0 => self.nodes_per_cluster().div_ceil(u64::from(per)).max(1),
+            _ => 1,
+        }
+    }
+
+    /// Estimated USD for a run lasting `run`: `costEstimate.awsSpotUsdPerHour` × hours.
+    pub fn estimated_cost_usd(&self, run: Duration) -> f64 {
+        self.cost_estimate.aws_spot_usd_per_hour * run.as_secs_f64() / 3600.0
+    }
+
+    /// The run length to estimate with when none is given: `costEstimate.hours`, else
+    /// `durations.soak`.
+    pub fn estimate_duration(&self) -> Duration {
+        self.cost_estimate
+            .hours
+            .filter(|h| h.is_finite() && *h > 0.0)
+            .map_or(self.durations.soak, |h| Duration::from_secs_f64(h * 3600.0))
+    }
+}
