@@ -53,7 +53,7 @@ pub fn parse_str(text: &str, origin: &Path) -> Result<Profile, ProfileError> {
     }
 
     if let Some(template) = &profile.load_profile.template {
-        let resolved = match origin.parent() {
+        let resolved = match profile_dir(origin) {
             Some(dir) if template.is_relative() => dir.join(template),
             _ => template.clone(),
         };
@@ -78,7 +78,7 @@ pub fn parse_str(text: &str, origin: &Path) -> Result<Profile, ProfileError> {
 /// Paths relative to the profile's directory: the program (when it has a `/`) and the
 /// manifests, which must exist and hold Kubernetes objects.
 fn resolve_external_sut(sut: &mut ExternalSut, origin: &Path) -> Result<(), ProfileError> {
-    let dir = origin.parent().unwrap_or(Path::new(""));
+    let dir = profile_dir(origin).unwrap_or_default();
     let resolve = |p: &Path| if p.is_relative() { dir.join(p) } else { p.to_owned() };
     if let Some(program) = sut.command.first_mut()
         && program.contains('/')
@@ -113,6 +113,12 @@ fn resolve_external_sut(sut: &mut ExternalSut, origin: &Path) -> Result<(), Prof
         *manifest = resolved;
     }
     Ok(())
+}
+
+/// The profile's directory, absolute: resolved paths must stay right when the effective
+/// profile is written elsewhere (the run's output) and loaded again from there.
+fn profile_dir(origin: &Path) -> Option<PathBuf> {
+    std::path::absolute(origin).ok()?.parent().map(Path::to_path_buf)
 }
 
 fn has_profile_extension(path: &Path) -> bool {
