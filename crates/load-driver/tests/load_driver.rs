@@ -378,11 +378,15 @@ async fn kpis_measure_a_controller_that_makes_nodes_itself() {
     assert_eq!(m.driver("scale_ups_total"), 1.0);
     assert_eq!(m.value(&format!("{BINDING_LATENCY_METRIC}_count")), PODS);
 
-    // Every Pod bound: pending time stops growing (the driver ticks every second).
-    let settled = m.driver("pending_pod_seconds_total");
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let m = Metrics(driver.metrics().await.expect("the driver's metrics"));
-    assert_eq!(m.driver("pending_pod_seconds_total"), settled);
+    // Every Pod bound: pending time stops growing. A tick that read its counts just
+    // before the last bind may still land, so wait for two scrapes, a few ticks apart, to agree.
+    let last = std::cell::Cell::new(m.driver("pending_pod_seconds_total"));
+    eventually(LOAD_TIMEOUT, "pending-Pod-seconds to stop growing", Some(driver.log.as_path()), || async {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let now = Metrics(driver.metrics().await?).driver("pending_pod_seconds_total");
+        (now == last.replace(now)).then_some(())
+    })
+    .await;
 
     driver.terminate().await;
     c.stop().await;
