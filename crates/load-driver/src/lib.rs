@@ -219,8 +219,9 @@ async fn drive(
         }
     };
 
-    let pods = !matches!(factory.blueprint, Blueprint::CapacityRequests(_));
-    tokio::spawn(kpi::tick(tracker.clone(), pods, density, metrics.clone(), shutdown.clone()).in_current_span());
+    let watches_pods = !matches!(factory.blueprint, Blueprint::CapacityRequests(_));
+    let tick = kpi::tick(tracker.clone(), watches_pods, density, metrics.clone(), shutdown.clone());
+    tokio::spawn(tick.in_current_span());
     let node_watch = kpi::watch_nodes(Api::all(client.clone()), nodes, metrics.clone(), shutdown.clone());
     tokio::spawn(node_watch.in_current_span());
 
