@@ -7,8 +7,11 @@
 //! - [`ops`]: one create/delete with retries; [`setup`]: namespaces, discovery, adoption.
 //! - [`phases`]: the phase loop and churn selection; [`measure`]: the watch and latencies.
 //! - [`status`]: the `steady_state` gauge; [`metrics`]: every metric.
+//! - [`kpi`]: autoscaler KPIs from the apiserver (time to capacity, pending-Pod-seconds,
+//!   Nodes against the density model's ideal, scale-ups, Node-ready latency).
 
 pub mod audit;
+pub mod kpi;
 pub mod measure;
 pub mod metrics;
 pub mod objects;
@@ -24,6 +27,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::ApiResource;
 use kube::core::GroupVersionKind;
 use kube::{Api, Client};
@@ -108,7 +112,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "starting"
     );
     let ready = rt.ready.clone();
-    let plan = Plan { load, blueprint, manifest, run_id: args.run_id, start_gate: args.start_gate };
+    let plan = Plan {
+        load,
+        blueprint,
+        manifest,
+        run_id: args.run_id,
+        start_gate: args.start_gate,
+        density: profile.harness.density,
+    };
     drive(rt.client.clone(), plan, metrics, rt.shutdown.clone(), move || ready.set_ready()).instrument(span).await;
     rt.finish().await;
     Ok(())
@@ -145,6 +156,8 @@ struct Plan {
     manifest: Option<ManifestShape>,
     run_id: String,
     start_gate: Option<PathBuf>,
+    /// `harness.density`: Pods per Node, for the ideal Node count.
+    density: u32,
 }
 
 /// Everything between start and shutdown; returns once `shutdown` fires.
@@ -155,7 +168,9 @@ async fn drive(
     shutdown: CancellationToken,
     on_synced: impl FnOnce() + Send + 'static,
 ) {
-    let Plan { load, blueprint, manifest, run_id, start_gate } = plan;
+    let Plan { load, blueprint, manifest, run_id, start_gate, density } = plan;
+    // Nodes created from now on are the ones the system under test made for this run.
+    let nodes = kpi::NodeBook::new(Timestamp::now());
     let Ok((resource, namespaced, prefix)) =
         resolve(&client, manifest.as_ref().map(|m| &m.kind), &blueprint, &metrics, &shutdown).await
     else {
@@ -170,16 +185,31 @@ async fn drive(
         Blueprint::CapacityRequests(_) => {
             let tracker = Arc::new(Tracker::new(metrics.acknowledge_latency.clone(), metrics.objects_bound.clone()));
             let api: Api<CapacityRequest> = Api::all(client.clone());
-            let watch =
-                measure::watch(api, selector.clone(), tracker.clone(), metrics.clone(), shutdown.clone(), on_synced);
+            let watch = measure::watch(
+                api,
+                selector.clone(),
+                tracker.clone(),
+                metrics.clone(),
+                shutdown.clone(),
+                on_synced,
+                |_: &_| {},
+            );
             tokio::spawn(watch.in_current_span());
             (tracker, SteadyRule::EveryActiveReached)
         }
         Blueprint::Pods(_) | Blueprint::Manifest(_) => {
             let tracker = Arc::new(Tracker::new(metrics.binding_latency.clone(), metrics.objects_bound.clone()));
             let api: Api<Pod> = Api::all(client.clone());
-            let watch =
-                measure::watch(api, selector.clone(), tracker.clone(), metrics.clone(), shutdown.clone(), on_synced);
+            let tap = kpi::time_to_capacity_tap(&metrics);
+            let watch = measure::watch(
+                api,
+                selector.clone(),
+                tracker.clone(),
+                metrics.clone(),
+                shutdown.clone(),
+                on_synced,
+                tap,
+            );
             tokio::spawn(watch.in_current_span());
             let rule = match &manifest {
                 Some(m) => SteadyRule::EveryWatchedReached { pods_per_object: m.pods_per_object },
@@ -188,6 +218,12 @@ async fn drive(
             (tracker, rule)
         }
     };
+
+    let watches_pods = !matches!(factory.blueprint, Blueprint::CapacityRequests(_));
+    let tick = kpi::tick(tracker.clone(), watches_pods, density, metrics.clone(), shutdown.clone());
+    tokio::spawn(tick.in_current_span());
+    let node_watch = kpi::watch_nodes(Api::all(client.clone()), nodes, metrics.clone(), shutdown.clone());
+    tokio::spawn(node_watch.in_current_span());
 
     let limiter = Arc::new(TokenBucket::new(load.qps, load.burst));
     let is_pods = matches!(factory.blueprint, Blueprint::Pods(_));

@@ -154,6 +154,12 @@ impl Tracker {
         self.lock().reached
     }
 
+    /// Objects the watch sees, and how many of them are reached.
+    pub fn counts(&self) -> (usize, usize) {
+        let s = self.lock();
+        (s.present.len(), s.reached)
+    }
+
     /// Whether the watch has listed everything once.
     pub fn synced(&self) -> bool {
         self.lock().synced
@@ -217,8 +223,8 @@ impl Tracker {
 }
 
 /// Feeds the watch of the run's `K`s (those matching `selector`) into `tracker` until
-/// `shutdown`; calls `on_synced` after the first full list. Watch errors are counted
-/// and retried with backoff, forever.
+/// `shutdown`; calls `on_synced` after the first full list. `tap` sees each raw event
+/// first (the KPIs read what an [`Observation`] drops).
 pub async fn watch<K: Measured>(
     api: Api<K>,
     selector: String,
@@ -226,10 +232,33 @@ pub async fn watch<K: Measured>(
     metrics: Metrics,
     shutdown: CancellationToken,
     on_synced: impl FnOnce(),
+    mut tap: impl FnMut(&Event<K>),
 ) {
-    let stream = watcher::watcher(api, watcher::Config::default().labels(&selector)).default_backoff();
-    let mut stream = std::pin::pin!(stream);
     let mut on_synced = Some(on_synced);
+    let on_event = |event: Event<K>| {
+        tap(&event);
+        let done = matches!(event, Event::InitDone);
+        tracker.handle(observe(event), Instant::now());
+        if done && let Some(f) = on_synced.take() {
+            f();
+        }
+    };
+    follow(api, watcher::Config::default().labels(&selector), &metrics, &shutdown, on_event).await;
+}
+
+/// Hands every event of the watch of `api` to `on_event` until `shutdown`. Watch
+/// errors are counted and retried with backoff, forever.
+pub async fn follow<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    metrics: &Metrics,
+    shutdown: &CancellationToken,
+    mut on_event: impl FnMut(Event<K>),
+) where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    let stream = watcher::watcher(api, config).default_backoff();
+    let mut stream = std::pin::pin!(stream);
     loop {
         let next = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -237,13 +266,7 @@ pub async fn watch<K: Measured>(
         };
         match next {
             None => return,
-            Some(Ok(event)) => {
-                let done = matches!(event, Event::InitDone);
-                tracker.handle(observe(event), Instant::now());
-                if done && let Some(f) = on_synced.take() {
-                    f();
-                }
-            }
+            Some(Ok(event)) => on_event(event),
             Some(Err(error)) => {
                 metrics.error(Operation::watch);
                 tracing::warn!(kind = K::kind(&()).as_ref(), %error, "watch failed; retrying with backoff");
@@ -339,6 +362,7 @@ mod tests {
         t.handle(Event::InitDone, now);
         assert!(t.synced());
         assert_eq!(t.reached_count(), 1);
+        assert_eq!(t.counts(), (2, 1));
         assert!(!t.all_present_reached());
 
         // The watch drops; meanwhile "a" is deleted and "b" gets bound.

@@ -1,6 +1,8 @@
 //! The load-driver's metrics, all under `scaletest_load_driver_*`. Labels are a
 //! closed set (operation, phase): never object names.
 
+use std::sync::atomic::AtomicU64;
+
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -61,6 +63,14 @@ pub struct Metrics {
     pub steady_state: Gauge,
     pub binding_latency: Histogram,
     pub acknowledge_latency: Histogram,
+    // Autoscaler KPIs (see `kpi`).
+    pub time_to_capacity: Histogram,
+    pub pending_pod_seconds: Counter<f64, AtomicU64>,
+    pub node_ready_latency: Histogram,
+    pub nodes: Gauge,
+    pub nodes_ideal: Gauge,
+    pub nodes_created: Counter,
+    pub scale_ups: Counter,
 }
 
 impl Metrics {
@@ -79,6 +89,13 @@ impl Metrics {
             steady_state: Gauge::default(),
             binding_latency: histogram(),
             acknowledge_latency: histogram(),
+            time_to_capacity: histogram(),
+            pending_pod_seconds: Counter::default(),
+            node_ready_latency: histogram(),
+            nodes: Gauge::default(),
+            nodes_ideal: Gauge::default(),
+            nodes_created: Counter::default(),
+            scale_ups: Counter::default(),
         };
         registry.register("created", "Objects this driver created (409 AlreadyExists included)", m.created.clone());
         registry.register("deleted", "Objects this driver deleted (churn)", m.deleted.clone());
@@ -114,6 +131,41 @@ impl Metrics {
             "acknowledge_latency_seconds",
             "CapacityRequest created to first seen Acknowledged (or a later phase)",
             m.acknowledge_latency.clone(),
+        );
+        registry.register(
+            "time_to_capacity_seconds",
+            "Run Pod first marked PodScheduled=False/Unschedulable to PodScheduled=True (the conditions' \
+             lastTransitionTimes; the watch's instants when one is missing). Pods bound without ever being \
+             marked found capacity and are not observed",
+            m.time_to_capacity.clone(),
+        );
+        registry.register(
+            "pending_pod_seconds",
+            "Integral over time of the run Pods present and not bound (added every second)",
+            m.pending_pod_seconds.clone(),
+        );
+        registry.register(
+            "node_ready_latency_seconds",
+            "Node creationTimestamp to its Ready=True lastTransitionTime, once per Node created since the \
+             driver started",
+            m.node_ready_latency.clone(),
+        );
+        registry.register("nodes", "Nodes in the cluster not being deleted, whoever made them", m.nodes.clone());
+        registry.register(
+            "nodes_ideal",
+            "Nodes the density model needs for the run's Pods present: ceil(Pods / harness.density)",
+            m.nodes_ideal.clone(),
+        );
+        registry.register(
+            "nodes_created",
+            "Nodes created since the driver started (creationTimestamp, 1 s clock slack)",
+            m.nodes_created.clone(),
+        );
+        registry.register(
+            "scale_ups",
+            "Scale-up decisions: Nodes created within 2 s of each other (by creationTimestamp) are one \
+             decision; a Node created more than 2 s after the previous one starts a new one",
+            m.scale_ups.clone(),
         );
         // Every label value exists from the start, so a scrape shows 0 rather than nothing.
         for operation in [Operation::create, Operation::delete, Operation::watch] {
@@ -165,6 +217,26 @@ mod tests {
         assert!(text.contains("scaletest_load_driver_errors_total{operation=\"watch\"} 0"), "{text}");
         assert!(text.contains("scaletest_load_driver_phase{phase=\"steady\"} 1"), "{text}");
         assert!(text.contains("scaletest_load_driver_phase{phase=\"ramp\"} 0"), "{text}");
+        m.time_to_capacity.observe(4.0);
+        m.node_ready_latency.observe(0.2);
+        m.pending_pod_seconds.inc_by(1.5);
+        m.nodes.set(3);
+        m.nodes_ideal.set(2);
+        m.nodes_created.inc();
+        m.scale_ups.inc();
+        let text = scrape(&registry);
+        for series in [
+            "scaletest_load_driver_time_to_capacity_seconds_bucket{le=\"5.0\"} 1",
+            "scaletest_load_driver_time_to_capacity_seconds_count 1",
+            "scaletest_load_driver_node_ready_latency_seconds_count 1",
+            "scaletest_load_driver_pending_pod_seconds_total 1.5",
+            "scaletest_load_driver_nodes 3",
+            "scaletest_load_driver_nodes_ideal 2",
+            "scaletest_load_driver_nodes_created_total 1",
+            "scaletest_load_driver_scale_ups_total 1",
+        ] {
+            assert!(text.contains(series), "{series}: {text}");
+        }
         for gauge in ["objects_target", "objects_active", "objects_bound", "steady_state"] {
             assert!(text.contains(&format!("scaletest_load_driver_{gauge} 0")), "{gauge}: {text}");
         }

@@ -14,7 +14,9 @@ use kube::{Client, ResourceExt};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use scaletest_cluster::process::log_tail;
-use scaletest_cluster::testkit::{LOG_TAIL_LINES, TestCluster, eventually, fake_node, http_get};
+use scaletest_cluster::testkit::{
+    LOG_TAIL_LINES, TestCluster, eventually, eventually_described, fake_node, http_get, is_unschedulable,
+};
 use scaletest_core::constants::RUN_LABEL;
 use scaletest_core::crd::CapacityRequest;
 use scaletest_core::density::DensityModel;
@@ -320,5 +322,72 @@ async fn capacity_requests_are_measured_until_acknowledged_and_adopted_after_a_r
     assert_eq!(m.driver("acknowledge_latency_seconds_count"), 10.0);
     assert_eq!(api.list(&selector(RUN)).await.unwrap().items.len(), OBJECTS);
     again.terminate().await;
+    c.stop().await;
+}
+
+/// Plays an autoscaler that makes Nodes itself (as Karpenter's kwok provider does):
+/// the driver's KPIs come from the apiserver alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kpis_measure_a_controller_that_makes_nodes_itself() {
+    const RUN: &str = "it-kpis";
+    const PODS: f64 = 5.0;
+    // No Node yet: the Pods cannot fit until the "autoscaler" below makes one.
+    let c = TestCluster::start("kpis", &[]).await;
+    let profile = write_file(
+        &c,
+        "it-kpis.yaml",
+        &format!(
+            "name: it-kpis\nkwok: {{clusterCount: 1}}\nharness: {{density: 2}}\nloadProfile:\n  kind: pods\n  \
+             objectsPerCluster: 5\n  namespaces: 1\n  pod: {{cpu: 100m, memory: 128Mi}}\n  phases:\n    \
+             - burst: {{count: 5}}\n{COST}"
+        ),
+    );
+    let driver = Driver::start(&c, &profile, RUN, "kpis", &[]);
+
+    // Every Pod marked Unschedulable, and the driver counting them pending.
+    eventually_described(LOAD_TIMEOUT, "5 run Pods marked Unschedulable", || async {
+        let pods = live_pods(&c.client, RUN).await;
+        let marked = pods.iter().filter(|p| is_unschedulable(p)).count();
+        (marked as f64 == PODS).then_some(()).ok_or(format!("{} Pods, {marked} marked", pods.len()))
+    })
+    .await;
+    // The ideal is ceil(5 Pods / density 2).
+    let m = driver
+        .metrics_until("pending-Pod-seconds accumulating and an ideal of 3 Nodes", |m| {
+            m.driver("pending_pod_seconds_total") > 0.0 && m.driver("nodes_ideal") == 3.0
+        })
+        .await;
+    assert_eq!(m.driver("nodes"), 0.0);
+    assert_eq!(m.driver("time_to_capacity_seconds_count"), 0.0);
+
+    // One kwok-managed Node with room for every Pod.
+    let density = DensityModel { pods_per_node: 10, ..DensityModel::default() };
+    Api::<Node>::all(c.client.clone())
+        .create(&PostParams::default(), &fake_node("kpi-node-0", &density))
+        .await
+        .unwrap();
+    let m = driver
+        .metrics_until("every Pod's time to capacity and the Node Ready", |m| {
+            m.driver("time_to_capacity_seconds_count") == PODS
+                && m.driver("node_ready_latency_seconds_count") == 1.0
+                && m.driver("steady_state") == 1.0
+        })
+        .await;
+    assert_eq!(m.driver("nodes"), 1.0);
+    assert_eq!(m.driver("nodes_created_total"), 1.0);
+    assert_eq!(m.driver("scale_ups_total"), 1.0);
+    assert_eq!(m.value(&format!("{BINDING_LATENCY_METRIC}_count")), PODS);
+
+    // Every Pod bound: pending time stops growing. A tick that read its counts just
+    // before the last bind may still land, so wait for two scrapes, a few ticks apart, to agree.
+    let last = std::cell::Cell::new(m.driver("pending_pod_seconds_total"));
+    eventually(LOAD_TIMEOUT, "pending-Pod-seconds to stop growing", Some(driver.log.as_path()), || async {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let now = Metrics(driver.metrics().await?).driver("pending_pod_seconds_total");
+        (now == last.replace(now)).then_some(())
+    })
+    .await;
+
+    driver.terminate().await;
     c.stop().await;
 }

@@ -1,5 +1,6 @@
-//! The human report: `report.md` with SVG plots (binding latency, objects,
-//! apiserver request latency over the run), drawn from Prometheus.
+//! The human report: `report.md` with the autoscaler KPIs and SVG plots (binding
+//! latency, time to capacity, objects, Nodes, apiserver request latency over the
+//! run), drawn from Prometheus.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -9,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::faults::FaultRecord;
 use crate::invariants::InvariantResult;
 use crate::prom::{self, QueryError};
-use crate::summary::SloResult;
+use crate::summary::{KPIS, SloResult};
 
 struct Plot {
     file: &'static str,
@@ -18,12 +19,18 @@ struct Plot {
     query: &'static str,
 }
 
-const PLOTS: [Plot; 4] = [
+const PLOTS: [Plot; 5] = [
     Plot {
         file: "binding-latency.svg",
         title: "Binding latency p99 (Pod created → PodScheduled)",
         unit: "s",
         query: "histogram_quantile(0.99, sum(rate(scaletest_load_driver_binding_latency_seconds_bucket[30s])) by (le))",
+    },
+    Plot {
+        file: "time-to-capacity.svg",
+        title: "Time to capacity p99 (Pod marked Unschedulable → bound)",
+        unit: "s",
+        query: "histogram_quantile(0.99, sum(rate(scaletest_load_driver_time_to_capacity_seconds_bucket[30s])) by (le))",
     },
     Plot {
         file: "objects.svg",
@@ -83,6 +90,22 @@ pub fn svg(title: &str, unit: &str, points: &[(f64, f64)]) -> String {
     s
 }
 
+/// The "Autoscaler KPIs" section: each KPI of `metrics` with what it means.
+pub fn kpi_markdown(metrics: &BTreeMap<String, Option<f64>>) -> String {
+    let mut md = String::from(
+        "\n## Autoscaler KPIs\n\nMeasured by each cluster's load-driver from the apiserver, whatever made the \
+         Nodes.\n\n| KPI | value |\n|---|---:|\n",
+    );
+    for k in &KPIS {
+        let value = match metrics.get(k.key).copied().flatten() {
+            Some(v) => format!("{v:.2} {}", k.unit).trim_end().to_string(),
+            None => "no data".into(),
+        };
+        let _ = writeln!(md, "| {} (`{}`) | {value} |", k.meaning, k.key);
+    }
+    md
+}
+
 /// The invariants and faults of every cluster (name, invariants, faults) as markdown;
 /// empty when nothing was checked.
 pub fn failover_markdown(clusters: &[(String, Vec<InvariantResult>, Vec<FaultRecord>)]) -> String {
@@ -139,6 +162,7 @@ pub async fn write(
         let verdict = if s.passed { "pass" } else { "**FAIL**" };
         let _ = writeln!(md, "| {} | {v} | {:?} {} | {verdict} |", s.name, s.comparison, s.threshold);
     }
+    md.push_str(&kpi_markdown(metrics));
     md.push_str(failover);
     md.push_str("\n## Metrics\n\n| metric | value |\n|---|---:|\n");
     for (k, v) in metrics {
@@ -168,6 +192,22 @@ mod tests {
         let pts = s.split("points=\"").nth(1).unwrap().split('"').next().unwrap();
         assert_eq!(pts.split(' ').count(), 3);
         assert!(svg("t", "", &[]).contains("no data"));
+    }
+
+    #[test]
+    fn the_kpi_section_lists_every_kpi_with_its_unit() {
+        let metrics = BTreeMap::from([
+            ("timeToCapacityP99Seconds".to_string(), Some(12.345)),
+            ("nodesProvisioned".to_string(), Some(3.0)),
+            ("nodesOvershootRatio".to_string(), None),
+        ]);
+        let md = kpi_markdown(&metrics);
+        assert!(md.contains("## Autoscaler KPIs"), "{md}");
+        assert_eq!(md.lines().filter(|l| l.starts_with("| ") && l.contains("(`")).count(), KPIS.len(), "{md}");
+        assert!(md.contains("(`timeToCapacityP99Seconds`) | 12.35 s |"), "{md}");
+        assert!(md.contains("(`nodesProvisioned`) | 3.00 |"), "{md}");
+        assert!(md.contains("(`nodesOvershootRatio`) | no data |"), "{md}");
+        assert!(md.contains("(`scaleUpsPerMinute`) | no data |"), "{md}");
     }
 
     #[test]

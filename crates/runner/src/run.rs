@@ -20,7 +20,7 @@ use crate::local::{self, LocalCluster};
 use crate::prom;
 use crate::report;
 use crate::saturation::{self, ControlPlane};
-use crate::summary::{ClusterResult, Cost, Scale, SloResult, Summary, Target};
+use crate::summary::{self, ClusterResult, Cost, Scale, SloResult, Summary, Target};
 use scaletest_core::http;
 
 /// How a run ended, for the exit code.
@@ -590,7 +590,7 @@ impl Run {
         let q = |h: &str, quantile: f64| {
             format!("histogram_quantile({quantile}, sum(increase({h}_bucket[{window}])) by (le))")
         };
-        let queries: Vec<(&str, String)> = vec![
+        let mut queries: Vec<(&str, String)> = vec![
             ("objectsActive", "sum(scaletest_load_driver_objects_active)".into()),
             ("objectsCreatedPerSec", format!("sum(rate(scaletest_load_driver_created_total[{window}]))")),
             // Acknowledged by the apiserver, then not there (see the load-driver's audit).
@@ -600,13 +600,16 @@ impl Run {
             ("acknowledgeLatencyP99Seconds", q("scaletest_load_driver_acknowledge_latency_seconds", 0.99)),
             ("sutCycleDurationP99Seconds", q(profile::SUT_CYCLE_DURATION_METRIC, 0.99)),
             ("sutShortfalls", "sum(scaletest_sut_shortfalls)".into()),
-            ("nodesCreated", "sum(scaletest_node_creator_nodes_created_total) + sum(scaletest_pod_shim_nodes_created_total or vector(0))".into()),
             (
                 "apiserverRequestP99Seconds",
-                format!("histogram_quantile(0.99, sum(rate(apiserver_request_duration_seconds_bucket{{verb!~\"WATCH|CONNECT\"}}[{window}])) by (le))"),
+                format!(
+                    "histogram_quantile(0.99, sum(rate(apiserver_request_duration_seconds_bucket{{verb!~\"WATCH|CONNECT\"}}[{window}])) by (le))"
+                ),
             ),
             ("componentRestarts", "sum(scaletest_cluster_child_restarts_total) or vector(0)".into()),
         ];
+        // Autoscaler KPIs (nodesCreated among them), measured by the load-drivers for any SUT.
+        queries.extend(summary::kpi_queries(&window, q));
         for (name, query) in queries {
             let v = prom::query(&addr, &query).await.map_err(fail)?;
             self.metrics.insert(name.to_string(), v);

@@ -72,8 +72,15 @@ fn smoke_passes_with_measured_values_and_an_openable_snapshot() {
     assert!(p99 > 0.0 && p50 > 0.0 && p50 <= p99, "{m:#}");
     assert!(m["objectsCreatedPerSec"].as_f64().unwrap() > 0.0);
     assert!(m["apiserverRequestP99Seconds"].as_f64().unwrap() > 0.0);
+    // Autoscaler KPIs, from the load-driver alone: no Node at first, so every Pod waited
+    // for the reference SUT's; 200 Pods at density 100 need 2 (churn may briefly need more).
+    let kpi = |key: &str| m[key].as_f64().unwrap_or_else(|| panic!("{key}: {m:#}"));
+    assert!(kpi("timeToCapacityP99Seconds") > 0.0 && kpi("pendingPodSeconds") > 0.0, "{m:#}");
+    assert!(kpi("nodesCreated") >= 2.0 && kpi("nodesProvisioned") >= 2.0 && kpi("nodesIdeal") >= 2.0, "{m:#}");
+    assert!(kpi("nodesOvershootRatio") > 0.0 && kpi("scaleUpsPerMinute") > 0.0, "{m:#}");
+    kpi("nodeReadyLatencyP99Seconds");
     assert!(s["slos"].as_array().unwrap().iter().all(|x| x["value"].is_number()), "{:#}", s["slos"]);
-    for f in ["report.md", "binding-latency.svg", "objects.svg"] {
+    for f in ["report.md", "binding-latency.svg", "time-to-capacity.svg", "objects.svg"] {
         assert!(out.join(f).exists(), "{f} missing");
     }
     assert!(leftovers(tmp.path()).is_empty(), "{:#?}", leftovers(tmp.path()));
