@@ -368,15 +368,20 @@ pub async fn snapshot(client: &Client, run_id: &str) -> Result<Snapshot, kube::E
     Ok(Snapshot { pods, requests, upcoming_nodes, nodes })
 }
 
-/// The manager of the earliest managedFields entry on the object itself (not a
-/// subresource): whoever created it, as the apiserver recorded it.
+/// Who created a Node, as the apiserver recorded it in managedFields: the manager that
+/// set the kwok annotation (the Node-maker's side of the contract; others only patch
+/// status, taints or labels later), else the earliest entry on the object itself.
 fn creator(meta: &kube::api::ObjectMeta) -> Option<String> {
-    meta.managed_fields
-        .iter()
-        .flatten()
-        .filter(|f| f.subresource.as_deref().unwrap_or_default().is_empty())
-        .min_by_key(|f| f.time.as_ref().map(|t| t.0))
-        .and_then(|f| f.manager.clone())
+    let fields = meta.managed_fields.as_deref().unwrap_or_default();
+    let on_object = || fields.iter().filter(|f| f.subresource.as_deref().unwrap_or_default().is_empty());
+    let annotated = on_object().find(|f| {
+        f.fields_v1.as_ref().is_some_and(|v| {
+            // JSON pointer: '/' in a key is written "~1".
+            let key = KWOK_NODE_ANNOTATION.replace('/', "~1");
+            v.0.pointer(&format!("/f:metadata/f:annotations/f:{key}")).is_some()
+        })
+    });
+    annotated.or_else(|| on_object().min_by_key(|f| f.time.as_ref().map(|t| t.0))).and_then(|f| f.manager.clone())
 }
 
 async fn driver_view(load_driver: Option<&str>) -> Option<DriverView> {
@@ -605,5 +610,35 @@ mod tests {
         assert!(r[1].detail.starts_with("2 of 4 Nodes"), "{}", r[1].detail);
         assert!(r[1].detail.contains("n-1 (not Ready)") && r[1].detail.contains("n-2 (no kwok"), "{}", r[1].detail);
         assert!(r[2].detail.contains("un-9"), "{}", r[2].detail);
+    }
+
+    #[test]
+    fn the_creator_is_who_set_the_kwok_annotation() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry, Time};
+        let at = |s: i64| Some(Time(k8s_openapi::jiff::Timestamp::from_second(s).unwrap()));
+        let entry = |manager: &str, time, fields: serde_json::Value| ManagedFieldsEntry {
+            manager: Some(manager.into()),
+            operation: Some("Update".into()),
+            time,
+            fields_v1: Some(FieldsV1(fields)),
+            ..ManagedFieldsEntry::default()
+        };
+        // Same second: the node lifecycle controller's taint patch is listed first.
+        let mut meta = kube::api::ObjectMeta {
+            managed_fields: Some(vec![
+                entry("kube-controller-manager", at(10), serde_json::json!({"f:spec": {"f:taints": {}}})),
+                entry(
+                    "karpenter",
+                    at(10),
+                    serde_json::json!({"f:metadata": {"f:annotations": {"f:kwok.x-k8s.io/node": {}}}}),
+                ),
+            ]),
+            ..Default::default()
+        };
+        assert_eq!(creator(&meta).as_deref(), Some("karpenter"));
+        // Without the annotation: the earliest entry.
+        meta.managed_fields.as_mut().unwrap()[1].fields_v1 = None;
+        meta.managed_fields.as_mut().unwrap()[1].time = at(9);
+        assert_eq!(creator(&meta).as_deref(), Some("karpenter"));
     }
 }

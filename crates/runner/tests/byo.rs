@@ -94,7 +94,8 @@ fn a_controller_that_never_provisions_fails_with_the_chains_state() {
 
 /// Karpenter's kwok provider as the SUT, end to end and small enough for CI: all Pods
 /// bound on Nodes it made, the harness's KPIs in the summary, its own `karpenter_*`
-/// series scraped with the cluster label.
+/// series scraped with the cluster label. The SLO thresholds are lifted: this proves
+/// the chain on a shared machine; how fast it is belongs to `make bench` and results/.
 #[test]
 fn karpenter_provisions_every_pod_and_passes() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -110,6 +111,7 @@ fn karpenter_provisions_every_pod_and_passes() {
                 "{duration: 30s, churnPercent: 10, churnInterval: 10s}",
             )
             .replace("  soak: 2m\n", "  soak: 30s\n")
+            .replace("    threshold: 20\n", "    threshold: 600\n")
     });
     let (code, s, out) = run(tmp.path(), &profile, &[]);
     assert_eq!(code, Some(0), "{s:#}");
@@ -121,7 +123,9 @@ fn karpenter_provisions_every_pod_and_passes() {
     let invariants = s["clusters"][0]["invariants"].as_array().unwrap();
     let from_sut = invariants.iter().find(|i| i["name"] == "nodesMadeByTheSut").unwrap();
     assert_eq!(from_sut["held"], true, "{invariants:#?}");
-    assert!(!from_sut["detail"].as_str().unwrap().contains("scaletest ("), "{from_sut}");
+    let detail = from_sut["detail"].as_str().unwrap();
+    assert!(detail.contains("created by: karpenter ("), "{from_sut}");
+    assert_eq!(m["nodesCreated"], m["nodesProvisioned"], "{m:#}");
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("Time to capacity") || report.contains("time to capacity"), "{report}");
     assert!(leftovers(tmp.path()).is_empty(), "{:#?}", leftovers(tmp.path()));
@@ -145,10 +149,10 @@ fn karpenter_provisions_every_pod_and_passes() {
         .unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    let series = loop {
+    let claims = loop {
         let v = rt.block_on(scaletest_runner::prom::query(
             &format!("127.0.0.1:{port}"),
-            "count(count_over_time({__name__=~\"karpenter_.+\", cluster=\"cluster-0\"}[1h]))",
+            "sum(max_over_time(karpenter_nodeclaims_created_total{cluster=\"cluster-0\", component=\"sut\"}[1h]))",
         ));
         if let Ok(Some(v)) = v {
             break v;
@@ -158,5 +162,5 @@ fn karpenter_provisions_every_pod_and_passes() {
     };
     let _ = prom.kill();
     let _ = prom.wait();
-    assert!(series > 0.0, "no karpenter_* series with cluster=\"cluster-0\" in the snapshot");
+    assert!(claims >= 1.0, "karpenter_nodeclaims_created_total of cluster-0 in the snapshot: {claims}");
 }
