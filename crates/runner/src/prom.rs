@@ -91,10 +91,31 @@ pub fn component(program: &Path, config: &Path, tsdb: &Path, port: u16) -> Compo
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
+    /// HTTP 400: Prometheus will not evaluate the query whatever the data (it does not
+    /// parse, or names a function this Prometheus does not know); `message` is its own
+    /// `error` field, decoded.
+    #[error("Prometheus refused {query:?}: {message}")]
+    Refused { query: String, message: String },
     #[error(transparent)]
     Http(#[from] HttpError),
     #[error("Prometheus answered something unexpected for {query}: {detail}")]
     Shape { query: String, detail: String },
+}
+
+impl QueryError {
+    /// A 400 carries Prometheus's reason as JSON (`{"status":"error","errorType":"bad_data",
+    /// "error":"..."}`): keep that readable instead of the URL-encoded request.
+    fn from_http(query: &str, e: HttpError) -> Self {
+        match e {
+            HttpError::Status { status: 400, body, .. } => {
+                let error =
+                    serde_json::from_str::<Value>(&body).ok().and_then(|v| v["error"].as_str().map(str::to_string));
+                // The body is cut at 300 characters; a cut one is still better shown than dropped.
+                Self::Refused { query: query.into(), message: error.unwrap_or(body) }
+            }
+            e => Self::Http(e),
+        }
+    }
 }
 
 fn parse_value(v: &Value) -> Option<f64> {
@@ -104,7 +125,9 @@ fn parse_value(v: &Value) -> Option<f64> {
 /// An instant query's value: the single sample, the sum of a vector's samples
 /// (callers aggregate in PromQL), or None when there is no data yet.
 pub async fn query(addr: &str, promql: &str) -> Result<Option<f64>, QueryError> {
-    let body = http::get(addr, &format!("/api/v1/query?query={}", http::encode(promql))).await?;
+    let body = http::get(addr, &format!("/api/v1/query?query={}", http::encode(promql)))
+        .await
+        .map_err(|e| QueryError::from_http(promql, e))?;
     let shape = |detail: &str| QueryError::Shape { query: promql.into(), detail: detail.into() };
     let v: Value = serde_json::from_str(&body).map_err(|e| shape(&e.to_string()))?;
     let data = &v["data"];
@@ -134,7 +157,7 @@ pub async fn query_range(
 ) -> Result<Vec<(f64, f64)>, QueryError> {
     let path =
         format!("/api/v1/query_range?query={}&start={start:.3}&end={end:.3}&step={step:.3}", http::encode(promql));
-    let body = http::get(addr, &path).await?;
+    let body = http::get(addr, &path).await.map_err(|e| QueryError::from_http(promql, e))?;
     let v: Value =
         serde_json::from_str(&body).map_err(|e| QueryError::Shape { query: promql.into(), detail: e.to_string() })?;
     let mut points: std::collections::BTreeMap<i64, f64> = Default::default();
@@ -222,5 +245,32 @@ mod tests {
         assert_eq!(file("sd-https-insecure.json")[1]["labels"]["component"], "kube-scheduler");
         assert_eq!(file("sd-c1-kube-apiserver.json")[0]["labels"]["cluster"], "c1");
         assert_eq!(config["scrape_configs"][2]["tls_config"]["cert_file"], "/c");
+    }
+
+    #[test]
+    fn a_400_carries_prometheus_own_error() {
+        let status = |body: &str| HttpError::Status {
+            addr: "127.0.0.1:9090".into(),
+            path: "/api/v1/query?query=mad_over_time%28x%5B60s%5D%29".into(),
+            status: 400,
+            body: body.into(),
+        };
+        let body = r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": 1:1: parse error: unknown function with name \"mad_over_time\""}"#;
+        let e = QueryError::from_http("mad_over_time(x[60s])", status(body));
+        assert!(
+            matches!(&e, QueryError::Refused { message, .. }
+            if message == r#"invalid parameter "query": 1:1: parse error: unknown function with name "mad_over_time""#),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            r#"Prometheus refused "mad_over_time(x[60s])": invalid parameter "query": 1:1: parse error: unknown function with name "mad_over_time""#
+        );
+        // Cut short by the HTTP client: shown as it came.
+        let e = QueryError::from_http("q", status(&body[..40]));
+        assert!(matches!(&e, QueryError::Refused { message, .. } if message == &body[..40]), "{e:?}");
+        // Anything but a 400 stays an HTTP error.
+        let e = QueryError::from_http("q", HttpError::Malformed { addr: "a".into() });
+        assert!(matches!(e, QueryError::Http(_)), "{e:?}");
     }
 }

@@ -64,6 +64,8 @@ const INVARIANT_SETTLE: Duration = Duration::from_secs(45);
 struct Run {
     run_id: String,
     profile: Profile,
+    /// The user's profile file, for messages that point at one of its fields.
+    profile_file: PathBuf,
     output: PathBuf,
     work: tempfile::TempDir,
     clusters: Vec<LocalCluster>,
@@ -152,6 +154,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let mut run = Run {
         run_id,
         profile,
+        profile_file: args.profile.clone(),
         output,
         work,
         clusters: Vec::new(),
@@ -305,6 +308,7 @@ impl Run {
             .map_err(fail)?;
         self.start_prometheus(prometheus_bin).await?;
         self.wait_first_scrape(shutdown).await?;
+        self.check_slo_queries().await?;
         // Only now does load start: every object it makes is measured.
         std::fs::write(self.load_gate(), b"").map_err(fail)?;
         self.phases.insert("install".into(), t.elapsed().as_secs_f64());
@@ -453,6 +457,29 @@ impl Run {
         }
     }
 
+    /// Has the run's Prometheus evaluate every SLO query once before the load starts, so a
+    /// query it refuses (a function it does not know) fails the run now, not after the soak.
+    /// No data yet is fine; any other trouble is left for the evaluation to report.
+    async fn check_slo_queries(&self) -> Result<(), RunFailure> {
+        let addr = self.prom_addr().ok_or_else(|| fail("no Prometheus"))?;
+        for (i, slo) in self.profile.slos().iter().enumerate() {
+            // Any valid range will do: what is checked is the query, not a value.
+            let query = slo.query.replace(profile::SLO_WINDOW, "60s");
+            match prom::query(addr, &query).await {
+                Ok(_) => {}
+                Err(prom::QueryError::Refused { message, .. }) => {
+                    return Err(fail(format!(
+                        "{}: slos[{i}].query: Prometheus refused the query of SLO {:?}: {message}",
+                        self.profile_file.display(),
+                        slo.name
+                    )));
+                }
+                Err(e) => eprintln!("warning: SLO {:?} could not be checked before the load: {e}", slo.name),
+            }
+        }
+        Ok(())
+    }
+
     fn prom_addr(&self) -> Option<&str> {
         match &self.kube {
             Some(k) => k.prometheus.as_ref().map(|(_, a)| a.as_str()),
@@ -480,6 +507,8 @@ impl Run {
         // Every cluster's load-driver scraped, then the gates open.
         let up = "count(up{component=\"load-driver\"} == 1)";
         wait_for_value(&addr, up, f64::from(clusters), timeout, shutdown, "load-drivers scraped").await?;
+        self.check_slo_queries().await?;
+        let k = self.kube.as_ref().expect("kube run");
         k.open_load_gates().await.map_err(fail)?;
         self.phases.insert("install".into(), t.elapsed().as_secs_f64());
 

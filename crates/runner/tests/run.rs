@@ -159,6 +159,61 @@ fn an_impossible_slo_fails_the_run_and_names_it() {
 }
 
 #[test]
+fn an_slo_query_prometheus_refuses_fails_the_run_before_the_load() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    // Valid PromQL to the profile's parser, which knows newer functions; Debian's
+    // Prometheus 2.42 does not know mad_over_time (3.x keeps it behind a feature flag).
+    let profile = smoke_variant(tmp.path(), "smoke-refused-slo", |t| {
+        t.replace(
+            "# `slos` is left out",
+            "slos:\n  - name: objectsSpread\n    query: sum(mad_over_time(scaletest_load_driver_objects_active[$window]))\n    threshold: 1\n# `slos` was left out",
+        )
+    });
+    let out = tmp.path().join("out");
+    let status = runner(tmp.path())
+        .args(["run", "--yes", "--duration", "10m", "--profile"])
+        .arg(&profile)
+        .arg("--output")
+        .arg(&out)
+        .status()
+        .unwrap();
+    let s = summary(&out);
+    assert_eq!(status.code(), Some(1), "{s:#}");
+    assert_eq!(s["passed"], false);
+    let reason = s["reason"].as_str().unwrap();
+    let expected =
+        format!("{}: slos[0].query: Prometheus refused the query of SLO \"objectsSpread\": ", profile.display());
+    assert!(reason.starts_with(&expected), "{reason}");
+    assert!(reason.contains("mad_over_time") && !reason.contains("%28"), "{reason}");
+    // Refused before the load: no steady state, no soak, nothing judged.
+    let phases = s["phases"].as_object().unwrap();
+    assert!(!phases.contains_key("steadyState") && !phases.contains_key("soak"), "{phases:?}");
+    assert!(phases.contains_key("teardown"), "{phases:?}");
+    assert_eq!(s["slos"], serde_json::json!([]));
+    assert!(leftovers(tmp.path()).is_empty(), "{:#?}", leftovers(tmp.path()));
+}
+
+#[test]
+fn validate_refuses_an_slo_query_that_does_not_parse() {
+    let tmp = tempfile::tempdir().unwrap();
+    let profile = smoke_variant(tmp.path(), "smoke-typo", |t| {
+        t.replace(
+            "# `slos` is left out",
+            "slos:\n  - name: myP99\n    query: histogram_quantile(0.99, sum(rate(x_bucket[$window])) by (le)\n    threshold: 1\n# `slos` was left out",
+        )
+    });
+    let out = runner(tmp.path()).arg("validate").arg(&profile).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let line = format!(
+        "{}: slos[0].query: expected a PromQL expression (SLO \"myP99\"), found \"histogram_quantile(0.99, sum(rate(x_bucket[$window])) by (le)\": unclosed left parenthesis",
+        profile.display()
+    );
+    assert!(stderr.lines().any(|l| l == line), "{stderr}");
+}
+
+#[test]
 fn sigint_mid_soak_tears_everything_down() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();

@@ -37,7 +37,9 @@ fn every_shipped_profile_loads_and_validates() {
         assert!(names.contains(&name), "profiles/{name}.yaml is missing: {names:?}");
     }
     for (path, p) in &loaded {
+        // validate() also parses every effective SLO query as PromQL (`$window` included).
         assert_eq!(p.validate(), Ok(()), "{}", path.display());
+        assert!(!p.slos().is_empty(), "{}: judged by at least one SLO", path.display());
         assert_eq!(Some(p.name.as_str()), path.file_stem().and_then(|s| s.to_str()));
         // Nothing ships on the legacy binder; the comments say how to switch.
         assert_eq!(p.harness.scheduler, Scheduler::KubeScheduler, "{}", path.display());

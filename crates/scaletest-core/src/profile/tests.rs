@@ -549,3 +549,51 @@ fn an_external_sut_resolves_its_program_and_manifests_against_the_profile() {
     assert_eq!(err.field(), Some("sut.manifests[0]"), "{err}");
     assert!(err.to_string().contains("bad.yaml document 1"), "{err}");
 }
+
+fn slo_error(query: &str) -> Result<(), String> {
+    let slo = Slo { name: "myP99".into(), query: query.into(), threshold: 1.0, comparison: Comparison::Below };
+    validate_slos(&[slo]).map_err(|v| v.to_string())
+}
+
+#[test]
+fn slo_queries_are_parsed_as_promql() {
+    // `$window` stands for a duration, wherever a range goes.
+    for ok in [
+        "histogram_quantile(0.99, sum(rate(x_bucket[$window])) by (le))",
+        "sum(increase(x_total{job=~\"a|b\", le!=\"+Inf\"}[$window])) / sum(max_over_time(y[$window:1m]))",
+        "1",
+    ] {
+        assert_eq!(slo_error(ok), Ok(()), "{ok}");
+    }
+    let cases = [
+        ("histogram_quantile(0.99, sum(rate(x[$window])) by (le)", "unclosed left parenthesis"),
+        ("histogram_quantil(0.99, sum(rate(x[$window])) by (le))", "unknown function with name 'histogram_quantil'"),
+        ("rate(x{job~\"a\"}[$window])", "unexpected character inside braces: '~'"),
+        ("rate(x{job=\"a}[$window])", "unterminated quoted string"),
+        ("rate(x{job=~\"(\"}[$window])", "illegal regex"),
+        ("rate(x)", "expected type matrix in call to function 'rate', got vector"),
+        ("rate(x[$windw])", "unexpected character inside brackets: '$'"),
+        ("sum(x) +", "invalid promql query"),
+        ("x[$window]", "it evaluates to a matrix"),
+    ];
+    for (query, message) in cases {
+        let err = slo_error(query).expect_err(query);
+        let expected = format!("slos[0].query: expected a PromQL expression (SLO \"myP99\"), found {query:?}: ");
+        assert!(err.starts_with(&expected), "{err}");
+        assert!(err.contains(message), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+    }
+}
+
+#[test]
+fn an_unparsable_slo_names_file_field_and_slo_in_one_line() {
+    let text = format!(
+        "{MINIMAL}slos:\n  - {{name: myP99, threshold: 1, query: 'histogram_quantile(0.99,\n      sum(rate(x[$window])) by (le)'}}\n"
+    );
+    let err = parse_err(&text);
+    assert_eq!(err.field(), Some("slos[0].query"));
+    assert_eq!(
+        err.to_string(),
+        "profiles/t.yaml: slos[0].query: expected a PromQL expression (SLO \"myP99\"), found \"histogram_quantile(0.99, sum(rate(x[$window])) by (le)\": unclosed left parenthesis"
+    );
+}

@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use promql_parser::parser::value::ValueType;
+
 use super::*;
 use crate::quantity;
 
@@ -422,11 +424,34 @@ pub(super) fn validate_slos(slos: &[Slo]) -> Result<(), Violation> {
         if slo.query.trim().is_empty() {
             return Err(Violation::new(format!("slos[{i}].query"), "a PromQL expression", "an empty string"));
         }
+        parse_query(i, slo)?;
         if !slo.threshold.is_finite() {
             return Err(Violation::new(format!("slos[{i}].threshold"), "a finite number", slo.threshold));
         }
     }
     Ok(())
+}
+
+/// What `$window` stands for while parsing: the runner puts the run's length there
+/// (`3600s`), and the parser must see a duration where the user wrote the placeholder.
+const WINDOW_WHILE_PARSING: &str = "1h";
+
+/// An SLO query that parses as PromQL, so a typo is refused before a run, not after its soak.
+fn parse_query(i: usize, slo: &Slo) -> Result<(), Violation> {
+    let query = slo.query.replace(SLO_WINDOW, WINDOW_WHILE_PARSING);
+    let refuse = |message: String| {
+        Violation::new(
+            format!("slos[{i}].query"),
+            format!("a PromQL expression (SLO {:?})", slo.name),
+            format!("{:?}: {message}", slo.query),
+        )
+    };
+    let expr = promql_parser::parser::parse(&query).map_err(refuse)?;
+    // The SLO is judged on one number: a range or a string would fail only after the soak.
+    match expr.value_type() {
+        ValueType::Vector | ValueType::Scalar => Ok(()),
+        other => Err(refuse(format!("it evaluates to a {other}, and an SLO needs a vector or a scalar"))),
+    }
 }
 
 /// A quantity that parses (the parse error itself only repeats the input) and is > 0.
