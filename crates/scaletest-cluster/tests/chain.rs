@@ -92,9 +92,18 @@ async fn chain(scheduler: &str, kill_apiserver: bool) {
         let ideal = PODS.div_ceil(DENSITY);
         assert!((ideal..=ideal + 2).contains(&counts.len()), "Pods per Node: {per_node:?}");
     } else {
+        // Checked first: a binding whose outcome was lost and then placed again shows here.
+        assert!(counts[0] <= DENSITY, "a Node holds more than {DENSITY} Pods (overpacked): {per_node:?}");
         assert_eq!(counts.len(), PODS.div_ceil(DENSITY), "Pods per Node: {per_node:?}");
         assert!(counts[..full].iter().all(|&n| n == DENSITY), "every Node but the last is full: {per_node:?}");
         assert_eq!(counts[full], PODS % DENSITY);
+    }
+
+    if let Some(shim) = c.endpoints.component("pod-shim").and_then(|p| p.metrics.clone()) {
+        // How many bindings had no definite answer and were settled by reading the Pod back.
+        let m = scrape(&shim.address).await;
+        let read_backs = m.lines().find(|l| l.starts_with("scaletest_pod_shim_bind_read_backs_total"));
+        eprintln!("pod-shim: {}", read_backs.unwrap_or("no read-back counter"));
     }
 
     // 500 binding-latency observations on the load-driver's /metrics.
