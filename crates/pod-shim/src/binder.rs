@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::TryStreamExt;
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod};
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -295,25 +295,34 @@ pub async fn run(
     let binder =
         Arc::new(Binder { client: client.clone(), state: Mutex::default(), queue: tx, metrics: metrics.clone() });
 
+    // A watch error (the apiserver restarting) is yielded and then retried with backoff:
+    // log it and keep going; ending on it would stop binding for good.
     let b = binder.clone();
-    let nodes = watcher(Api::<Node>::all(client.clone()), watcher::Config::default()).default_backoff().try_for_each(
-        move |e| {
-            b.on_node(&e);
-            futures::future::ready(Ok(()))
-        },
-    );
+    let nodes =
+        watcher(Api::<Node>::all(client.clone()), watcher::Config::default()).default_backoff().for_each(move |e| {
+            match e {
+                Ok(e) => b.on_node(&e),
+                Err(error) => tracing::warn!(%error, "node watch failed; retrying"),
+            }
+            futures::future::ready(())
+        });
     // A Pod seen before the Nodes are listed is parked, and retried when they arrive.
     let b = binder.clone();
     let (synced_tx, synced_rx) = tokio::sync::oneshot::channel::<()>();
     let mut synced_tx = Some(synced_tx);
-    let pods = watcher(Api::<Pod>::all(client), watcher::Config::default()).default_backoff().try_for_each(move |e| {
-        if matches!(e, watcher::Event::InitDone)
-            && let Some(tx) = synced_tx.take()
-        {
-            let _ = tx.send(());
+    let pods = watcher(Api::<Pod>::all(client), watcher::Config::default()).default_backoff().for_each(move |e| {
+        match e {
+            Ok(e) => {
+                if matches!(e, watcher::Event::InitDone)
+                    && let Some(tx) = synced_tx.take()
+                {
+                    let _ = tx.send(());
+                }
+                b.on_pod(&e);
+            }
+            Err(error) => tracing::warn!(%error, "pod watch failed; retrying"),
         }
-        b.on_pod(&e);
-        futures::future::ready(Ok(()))
+        futures::future::ready(())
     });
 
     let slots = Arc::new(Semaphore::new(workers));
@@ -338,8 +347,8 @@ pub async fn run(
     };
     tokio::select! {
         _ = shutdown.cancelled() => {}
-        r = nodes => tracing::error!(error = ?r.err(), "node watch ended"),
-        r = pods => tracing::error!(error = ?r.err(), "pod watch ended"),
+        _ = nodes => tracing::error!("node watch ended"),
+        _ = pods => tracing::error!("pod watch ended"),
         _ = dispatch => {}
         _ = synced => {}
     }
