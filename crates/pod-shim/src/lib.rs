@@ -6,6 +6,7 @@
 pub mod binder;
 pub mod fit;
 pub mod metrics;
+pub mod outcome;
 
 use clap::Parser;
 use prometheus_client::registry::Registry;

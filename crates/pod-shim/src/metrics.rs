@@ -9,6 +9,7 @@ use prometheus_client::registry::Registry;
 pub struct BinderMetrics {
     pub binds: Counter,
     pub bind_errors: Counter,
+    pub bind_read_backs: Counter,
     pub bind_latency: Histogram,
     pub unschedulable_marks: Counter,
     pub queue_depth: Gauge,
@@ -21,6 +22,7 @@ impl BinderMetrics {
         let m = Self {
             binds: Counter::default(),
             bind_errors: Counter::default(),
+            bind_read_backs: Counter::default(),
             bind_latency: Histogram::new(scaletest_core::metrics::latency_buckets()),
             unschedulable_marks: Counter::default(),
             queue_depth: Gauge::default(),
@@ -29,6 +31,11 @@ impl BinderMetrics {
         };
         registry.register("binds", "Pods bound through the /binding subresource", m.binds.clone());
         registry.register("bind_errors", "Failed /binding calls", m.bind_errors.clone());
+        registry.register(
+            "bind_read_backs",
+            "/binding calls without a definite answer, settled by reading the Pod back",
+            m.bind_read_backs.clone(),
+        );
         registry.register(
             "bind_latency_seconds",
             "Pod first seen unbound to bound by pod-shim",

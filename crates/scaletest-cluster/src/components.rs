@@ -125,6 +125,18 @@ const KINE_BUSY_TIMEOUT_MS: u64 = 2 * APISERVER_REQUEST_TIMEOUT_SECS * 1000;
 /// kine's SQLite connections (one writer at a time; the rest serve reads and its poll loop).
 const KINE_CONNECTIONS: u32 = 16;
 
+/// The etcd version kine reports: below 3.5.13, the first the apiserver trusts with
+/// RequestWatchProgress (k8s.io/apiserver pkg/storage/feature). With kine's default (3.6.11)
+/// the watch cache asks kine for progress whenever a consistent read waits for it, and kine
+/// answers with a broadcast notification (watch id -1) that the etcd v3.7.0 client sends to
+/// every substream, including one kine has just cancelled (its broadcaster drops a watcher
+/// that fell behind) and the client has closed but not yet removed: "send on closed
+/// channel", and the apiserver dies (tests/watch_progress.rs). v1.37 has no gate left for
+/// this (ConsistentListFromCache is gone). The cost: consistent LISTs (resourceVersion
+/// unset) are served by kine instead of the cache, and WatchList requests are refused, so
+/// clients fall back to LIST + WATCH.
+const KINE_EMULATED_ETCD_VERSION: &str = "3.5.12";
+
 pub fn kine(l: &Layout, program: &Path) -> Component {
     let db = l.dir("kine").join("state.db");
     Component {
@@ -144,6 +156,7 @@ pub fn kine(l: &Layout, program: &Path) -> Component {
             // sent at once took 77 s with 6,191 requests timing out; with 16, 15 s and none.
             flag("datastore-max-open-connections", KINE_CONNECTIONS),
             flag("datastore-max-idle-connections", KINE_CONNECTIONS),
+            flag("emulated-etcd-version", KINE_EMULATED_ETCD_VERSION),
         ],
         env: vec![],
         files: vec![],
@@ -384,6 +397,22 @@ mod tests {
         assert!(!dsn.contains("cache=shared"), "{dsn}");
         let pool = value(&kine(&l, Path::new("/bin/x")).args, "--datastore-max-open-connections=");
         assert!(pool.parse::<u32>().unwrap() > 0, "an unbounded pool queues writers in SQLite's busy handler");
+    }
+
+    #[test]
+    fn kine_reports_an_etcd_the_apiserver_requests_no_watch_progress_from() {
+        let l = layout(SchedulerMode::KubeScheduler);
+        let args = kine(&l, Path::new("/bin/x")).args;
+        let reported =
+            args.iter().find_map(|a| a.strip_prefix("--emulated-etcd-version=")).expect("a reported version");
+        // The apiserver's rule: RequestWatchProgress only from >= 3.5.13 (3.4.31 on 3.4).
+        let v: Vec<u32> = reported.split('.').map(|p| p.parse().unwrap()).collect();
+        assert_eq!(v.len(), 3, "{reported}");
+        let (major, minor, patch) = (v[0], v[1], v[2]);
+        let progress = (major, minor) > (3, 5)
+            || (major, minor) == (3, 5) && patch >= 13
+            || (major, minor) == (3, 4) && patch >= 31;
+        assert!(!progress, "kine reporting etcd {reported} lets the apiserver request watch progress");
     }
 
     #[test]
