@@ -67,6 +67,11 @@ DOCKER ?= docker
 scaletest-images:
 	HARNESS_IMAGE=$(HARNESS_IMAGE) SUT_IMAGE=$(SUT_IMAGE) DOCKER=$(DOCKER) scripts/images.sh build
 
+## realnode: bring up a real single-node Kubernetes here (kubelet + containerd, no Docker): scripts/realnode.sh up; `scripts/realnode.sh down` removes it
+.PHONY: realnode
+realnode: upstream
+	scripts/realnode.sh up $(wildcard target/images/*.oci.tar)
+
 ## chart-lint: lint the Dockerfiles with hadolint (pinned, pip-installed by scripts/hadolint.sh), helm lint and helm template the chart for every profile
 .PHONY: chart-lint
 chart-lint:
