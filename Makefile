@@ -72,6 +72,11 @@ scaletest-images:
 realnode: upstream
 	scripts/realnode.sh up $(wildcard target/images/*.oci.tar)
 
+## kube-e2e: the kube target end to end on that real node: images (daemonless), node up, smoke with --target kube, node down (not part of `make test`)
+.PHONY: kube-e2e
+kube-e2e: upstream
+	scripts/kube-e2e.sh
+
 ## chart-lint: lint the Dockerfiles with hadolint (pinned, pip-installed by scripts/hadolint.sh), helm lint and helm template the chart for every profile
 .PHONY: chart-lint
 chart-lint:
