@@ -147,6 +147,8 @@ pub struct KubeRun {
     pub prometheus: Option<(Child, String)>,
     /// `helm --set-string` values naming the images (`--image`).
     pub image_values: Vec<String>,
+    /// `helm --set` values the user gave (`--set`), after the runner's own.
+    pub chart_values: Vec<String>,
     /// The install created the namespace (it did not exist): teardown deletes it.
     pub created_namespace: bool,
     /// A manifest profile's template, mounted beside the profile (`profileFiles`).
@@ -224,7 +226,13 @@ fn chart_dir() -> PathBuf {
 }
 
 impl KubeRun {
-    pub fn new(kube: Kube, stamp: &str, image_values: Vec<String>, template: Option<PathBuf>) -> Self {
+    pub fn new(
+        kube: Kube,
+        stamp: &str,
+        image_values: Vec<String>,
+        chart_values: Vec<String>,
+        template: Option<PathBuf>,
+    ) -> Self {
         // Release names are at most 53 characters; the stamp keeps them unique.
         let release = format!("st-{}", stamp.to_ascii_lowercase());
         Self {
@@ -233,6 +241,7 @@ impl KubeRun {
             release,
             prometheus: None,
             image_values,
+            chart_values,
             created_namespace: false,
             template,
         }
@@ -274,6 +283,9 @@ impl KubeRun {
         }
         if let Some(t) = &self.template {
             cmd.args(["--set-file", &profile_file_arg(t)]);
+        }
+        for v in &self.chart_values {
+            cmd.args(["--set", v]);
         }
         Kube::check("helm install", cmd).await.map(|_| ())
     }

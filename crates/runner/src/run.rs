@@ -109,6 +109,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         )
         .into());
     }
+    if args.target == TargetKind::Local && !args.chart_values.is_empty() {
+        return Err(Refusal::Unsupported("--set is a chart value of the kube target".into()).into());
+    }
+    if let Some(bad) = args.chart_values.iter().find(|v| v.split_once('=').is_none_or(|(k, _)| k.trim().is_empty())) {
+        return Err(Refusal::Unsupported(format!("--set {bad:?}: expected KEY=VALUE (a chart value)")).into());
+    }
     let run_length = soak + Duration::from_secs(60);
     let est = estimate::estimate(&profile, run_length);
     println!("{}", est.describe(&profile));
@@ -164,7 +170,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         work,
         clusters: Vec::new(),
         prometheus: None,
-        kube: kube.map(|k| KubeRun::new(k, &stamp, crate::images::helm_set_strings(&args.images), template)),
+        kube: kube.map(|k| {
+            KubeRun::new(k, &stamp, crate::images::helm_set_strings(&args.images), args.chart_values.clone(), template)
+        }),
         phases: BTreeMap::new(),
         metrics: BTreeMap::new(),
         slos: Vec::new(),
