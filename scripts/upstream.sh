@@ -6,6 +6,9 @@
 #   scripts/upstream.sh karpenter    build (or reuse) Karpenter's kwok provider only (`build` includes it
 #                                    unless SCALETEST_SKIP_KARPENTER=1)
 #   scripts/upstream.sh bench        also build the peers `make bench` compares with (kube-burner)
+#   scripts/upstream.sh node         also build kubelet and kube-proxy (scripts/realnode.sh)
+#   scripts/upstream.sh prometheus-image-binary
+#                                    build the kube target's Prometheus (for scripts/images.sh), print its path
 # Release-binary downloads are never used: only package registries are reachable
 # here and on air-gapped runners.
 set -euo pipefail
@@ -52,6 +55,31 @@ build_kubernetes() {
   link kubernetes "$v" "${bins[@]}"
 }
 
+build_kubernetes_node() {
+  # kubelet and kube-proxy, for scripts/realnode.sh only (a real node here). Same
+  # wrapper module and version flags as the control plane; kept apart so that
+  # `make upstream` does not build them.
+  local v=$KUBERNETES_VERSION out="$store/kubernetes-node@$KUBERNETES_VERSION"
+  local bins=(kubelet kube-proxy)
+  if built kubernetes-node "$v"; then log "kubelet, kube-proxy $v: cached"; else
+    log "kubernetes $v: building ${bins[*]} (warm build cache: ~2 min)"
+    local minor=${v#v1.}; minor=${minor%%.*}
+    local date; date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    local ld="" p
+    for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+      ld+=" -X $p.gitVersion=$v -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+      ld+=" -X $p.gitTreeState=clean -X $p.gitCommit=module-proxy -X $p.buildDate=$date"
+    done
+    mkdir -p "$out"
+    (cd "$root/upstream/k8s" && for b in "${bins[@]}"; do
+        log "  go build $b"
+        CGO_ENABLED=0 go build -trimpath -ldflags "-s -w$ld" -o "$out/$b" "k8s.io/kubernetes/cmd/$b"
+      done)
+    touch "$out/.done"
+  fi
+  link kubernetes-node "$v" "${bins[@]}"
+}
+
 go_install() { # go_install NAME VERSION MODULE_PKG BINARY
   local name=$1 v=$2 pkg=$3 b=$4 out="$store/$1@$2"
   if built "$name" "$v"; then log "$name $v: cached"; else
@@ -95,6 +123,27 @@ build_karpenter() {
     touch "$out/.done"
   fi
   link karpenter "$v" karpenter-kwok
+}
+
+build_prometheus() {
+  # The kube target's Prometheus (scripts/images.sh). Its go.mod has replace lines,
+  # so `go install pkg@version` refuses it: build inside the downloaded module copy.
+  # No `builtinassets` tag: the web UI's assets need npm; the API, the TSDB admin
+  # snapshot and kubernetes_sd_configs are all there.
+  local v=$PROMETHEUS_VERSION mv=$PROMETHEUS_MODULE_VERSION out="$store/prometheus@$PROMETHEUS_VERSION"
+  if built prometheus "$v"; then log "prometheus $v: cached"; else
+    log "prometheus $v: go build from github.com/prometheus/prometheus@$mv (cold: ~3 min on 2 cores)"
+    local dir
+    dir=$(go mod download -json "github.com/prometheus/prometheus@$mv" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+    [ -d "$dir" ] || { echo "go mod download github.com/prometheus/prometheus@$mv gave no directory" >&2; exit 1; }
+    local cv=github.com/prometheus/common/version
+    mkdir -p "$out"
+    (cd "$dir" && CGO_ENABLED=0 go build -trimpath -tags netgo \
+      -ldflags "-s -w -X $cv.Version=${v#v} -X $cv.Revision=module-proxy -X $cv.Branch=HEAD -X $cv.BuildUser=scaletest -X $cv.BuildDate=19700101-00:00:00" \
+      -o "$out/prometheus" ./cmd/prometheus)
+    touch "$out/.done"
+  fi
+  # Not linked into bin/: local runs use the Debian package's prometheus.
 }
 
 install_prometheus() {
@@ -143,5 +192,7 @@ case "${1:-build}" in
     ;;
   karpenter) need_go; build_karpenter; echo "$bin" ;;
   prometheus) install_prometheus ;;
-  *) echo "usage: $0 [build|bin-dir|bench|karpenter|prometheus]" >&2; exit 2 ;;
+  node) need_go; build_kubernetes_node; echo "$bin" ;;
+  prometheus-image-binary) need_go; build_prometheus; echo "$store/prometheus@$PROMETHEUS_VERSION/prometheus" ;;
+  *) echo "usage: $0 [build|bin-dir|bench|karpenter|node|prometheus|prometheus-image-binary]" >&2; exit 2 ;;
 esac

