@@ -143,6 +143,9 @@ serves /metrics with the given scheme. Call with (list $ "http"); returns a YAML
 {{- else if $s.userSut -}}
 {{- $skip = append $skip "sut" -}}
 {{- end -}}
+{{- if eq (dig "harness" "nodes" "node-creator" (include "scaletest.profileDoc" $ | fromYaml)) "sut" -}}
+{{- $skip = append $skip "node-creator" -}}
+{{- end -}}
 {{- range (include "scaletest.ports" $ | fromYamlArray) }}
 {{- if and (eq .scrape $scheme) (not (has .name $skip)) }}
 - {{ toJson . }}
@@ -174,4 +177,40 @@ capabilities:
 {{- $names = append $names .name -}}
 {{- end -}}
 {{- join "," $names -}}
+{{- end -}}
+
+{{/*
+A value of the user's controller (sut.env) with the simulated cluster's facts in place
+of ${...}, as the local supervisor does (crates/scaletest-core/src/profile/sut.rs).
+The Pod's own facts are left to the kubelet's $(VAR) expansion. Call with (list $ value).
+*/}}
+{{- define "scaletest.sutValue" -}}
+{{- $ := index . 0 -}}
+{{- $v := toString (index . 1) -}}
+{{- $b := int $.Values.cluster.portBase -}}
+{{- $v = replace "${kubeconfig}" (printf "%s/pki/admin.kubeconfig" (include "scaletest.dataDir" $)) $v -}}
+{{- $v = replace "${apiserverUrl}" (printf "https://127.0.0.1:%d" $b) $v -}}
+{{- $v = replace "${clusterIndex}" "$(SCALETEST_CLUSTER_INDEX)" $v -}}
+{{- $v = replace "${clusterName}" "$(SCALETEST_CLUSTER_NAME)" $v -}}
+{{- $v = replace "${runId}" (toString $.Values.runId) $v -}}
+{{- $v = replace "${metricsPort}" (toString (add $b 10)) $v -}}
+{{- $v = replace "${healthPort}" (toString (add $b 11)) $v -}}
+{{- $v = replace "${dataDir}" "/tmp/sut" $v -}}
+{{- $v -}}
+{{- end -}}
+
+{{/*
+The container port of a `sut.metrics.port` / `sut.readiness.port` (a number or
+${metricsPort} / ${healthPort}); "" when the profile gives none. Call with (list $ port).
+*/}}
+{{- define "scaletest.sutPort" -}}
+{{- $port := index . 1 -}}
+{{- if ne (toString $port) "" -}}
+{{- include "scaletest.sutValue" (list (index . 0) $port) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Where each simulated cluster keeps its state, certificates and admin kubeconfig. */}}
+{{- define "scaletest.dataDir" -}}
+/var/lib/scaletest
 {{- end -}}

@@ -151,8 +151,9 @@ pub struct KubeRun {
     pub chart_values: Vec<String>,
     /// The install created the namespace (it did not exist): teardown deletes it.
     pub created_namespace: bool,
-    /// A manifest profile's template, mounted beside the profile (`profileFiles`).
-    pub template: Option<PathBuf>,
+    /// Files mounted beside the profile by file name (`profileFiles`): a manifest
+    /// profile's template, the SUT's manifests bundled into one file.
+    pub files: Vec<PathBuf>,
 }
 
 /// The simulated-cluster Pods' fixed layout (the chart's `cluster.portBase`, which the
@@ -203,15 +204,26 @@ current-context: scaletest
     )
 }
 
-/// The file name a manifest template is mounted under beside the profile in the Pod.
-pub fn mounted_template_name(template: &Path) -> PathBuf {
-    PathBuf::from(template.file_name().unwrap_or(template.as_os_str()))
+/// The file name a file travels under beside the profile in the Pod (`profileFiles`).
+pub fn mounted_name(file: &Path) -> PathBuf {
+    PathBuf::from(file.file_name().unwrap_or(file.as_os_str()))
+}
+
+/// The SUT's manifests as one multi-document file in `dir` (`sut-manifests.yaml`), in
+/// apply order: what travels into the Pod beside the profile.
+pub fn bundle_manifests(paths: &[PathBuf], dir: &Path) -> Result<PathBuf, KubeError> {
+    let fail = |detail: String| KubeError::Command { what: "bundling sut.manifests".into(), detail };
+    let objects = scaletest_core::manifests::read_all(paths).map_err(|e| fail(e.to_string()))?;
+    let docs: Result<Vec<String>, _> = objects.iter().map(|m| serde_yaml_ng::to_string(&m.object)).collect();
+    let bundle = dir.join("sut-manifests.yaml");
+    std::fs::write(&bundle, docs.map_err(|e| fail(e.to_string()))?.join("---\n")).map_err(|e| fail(e.to_string()))?;
+    Ok(bundle)
 }
 
 /// `helm --set-file` for a `profileFiles` entry: dots in the file name escaped, as
 /// helm reads an unescaped dot as a nested key.
 fn profile_file_arg(template: &Path) -> String {
-    let name = mounted_template_name(template).display().to_string().replace('.', "\\.");
+    let name = mounted_name(template).display().to_string().replace('.', "\\.");
     format!("profileFiles.{name}={}", template.display())
 }
 
@@ -231,7 +243,7 @@ impl KubeRun {
         stamp: &str,
         image_values: Vec<String>,
         chart_values: Vec<String>,
-        template: Option<PathBuf>,
+        files: Vec<PathBuf>,
     ) -> Self {
         // Release names are at most 53 characters; the stamp keeps them unique.
         let release = format!("st-{}", stamp.to_ascii_lowercase());
@@ -243,7 +255,7 @@ impl KubeRun {
             image_values,
             chart_values,
             created_namespace: false,
-            template,
+            files,
         }
     }
 
@@ -281,8 +293,8 @@ impl KubeRun {
         for v in &self.image_values {
             cmd.args(["--set-string", v]);
         }
-        if let Some(t) = &self.template {
-            cmd.args(["--set-file", &profile_file_arg(t)]);
+        for f in &self.files {
+            cmd.args(["--set-file", &profile_file_arg(f)]);
         }
         for v in &self.chart_values {
             cmd.args(["--set", v]);
@@ -480,10 +492,21 @@ mod tests {
     #[test]
     fn a_template_is_mounted_by_file_name_with_escaped_dots() {
         let t = Path::new("/home/u/scaletest/profiles/deployment.v1.yaml");
-        assert_eq!(mounted_template_name(t), PathBuf::from("deployment.v1.yaml"));
+        assert_eq!(mounted_name(t), PathBuf::from("deployment.v1.yaml"));
         assert_eq!(
             profile_file_arg(t),
             "profileFiles.deployment\\.v1\\.yaml=/home/u/scaletest/profiles/deployment.v1.yaml"
         );
+    }
+
+    #[test]
+    fn the_suts_manifests_travel_as_one_file_in_apply_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../profiles/karpenter");
+        let bundle = bundle_manifests(&[repo.join("crds"), repo.clone()], dir.path()).unwrap();
+        assert_eq!(mounted_name(&bundle), PathBuf::from("sut-manifests.yaml"));
+        let objects = scaletest_core::manifests::read_file(&bundle).unwrap();
+        let kinds: Vec<&str> = objects.iter().map(|m| m.kind.as_str()).collect();
+        assert_eq!(kinds, ["CustomResourceDefinition"; 4].into_iter().chain(["KWOKNodeClass", "NodePool"]).collect::<Vec<_>>());
     }
 }

@@ -162,10 +162,24 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     // the kube target a manifest template travels beside it (the chart's profileFiles),
     // so the mounted profile names it by file name, relative to itself.
     let effective = output.join(format!("{}.yaml", profile.name));
-    let template = profile.load_profile.template.clone();
     let mut mounted = profile.clone();
+    let mut files = Vec::new();
     if args.target == TargetKind::Kube {
-        mounted.load_profile.template = template.as_deref().map(crate::kube::mounted_template_name);
+        if let Some(t) = &profile.load_profile.template {
+            mounted.load_profile.template = Some(crate::kube::mounted_name(t));
+            files.push(t.clone());
+        }
+        if let profile::Sut::External(sut) = &mut mounted.sut {
+            if !sut.manifests.is_empty() {
+                let bundle = crate::kube::bundle_manifests(&sut.manifests, &output)?;
+                sut.manifests = vec![crate::kube::mounted_name(&bundle)];
+                files.push(bundle);
+            }
+            // The Pod runs the controller from its image (a sidecar): a host path means nothing there.
+            if sut.image.is_some() {
+                sut.command.clear();
+            }
+        }
     }
     std::fs::write(&effective, serde_yaml_ng::to_string(&mounted)?)?;
     let work = tempfile::Builder::new().prefix("scaletest-run-").tempdir()?;
@@ -180,7 +194,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         clusters: Vec::new(),
         prometheus: None,
         kube: kube.map(|k| {
-            KubeRun::new(k, &stamp, crate::images::helm_set_strings(&args.images), args.chart_values.clone(), template)
+            KubeRun::new(k, &stamp, crate::images::helm_set_strings(&args.images), args.chart_values.clone(), files)
         }),
         phases: BTreeMap::new(),
         metrics: BTreeMap::new(),

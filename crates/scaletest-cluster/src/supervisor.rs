@@ -122,10 +122,11 @@ pub async fn run(args: ClusterArgs, shutdown: CancellationToken) -> Result<(), S
             None => found("scaletest-sut"),
         },
     };
-    // A user's controller finds its CRDs and objects in place when it starts.
+    // A user's controller finds its CRDs and objects in place when it starts, here or
+    // in a sidecar container (--no-sut): they go in with the project's own CRDs.
     let sut_manifests = match profile.as_ref().and_then(|(_, p)| p.sut.external()) {
-        Some(e) if spec.run_sut => scaletest_core::manifests::read_all(&e.manifests)?,
-        _ => Vec::new(),
+        Some(e) => scaletest_core::manifests::read_all(&e.manifests)?,
+        None => Vec::new(),
     };
     let ports = match args.port_base {
         Some(base) => Ports::fixed(base)?,
@@ -224,17 +225,16 @@ async fn start_all(
     layout: &Layout,
 ) -> Result<(), SupervisorError> {
     for c in plan {
-        if c.name == "sut" && !sut_manifests.is_empty() {
-            let client = scaletest_core::client::from_kubeconfig(&layout.pki.admin_kubeconfig).await?;
-            tracing::info!(objects = sut_manifests.len(), "applying the system under test's manifests");
-            crate::apply::apply(&client, sut_manifests, timeout).await?;
-        }
         start_one(c, logs, policy, metrics, timeout, running).await?;
         if c.name == "kube-apiserver" {
             // The CRDs go in as soon as the apiserver serves, so that
             // components started later can watch them.
             let client = scaletest_core::client::from_kubeconfig(&layout.pki.admin_kubeconfig).await?;
             crate::crds::install(&client, timeout).await?;
+            if !sut_manifests.is_empty() {
+                tracing::info!(objects = sut_manifests.len(), "applying the system under test's manifests");
+                crate::apply::apply(&client, sut_manifests, timeout).await?;
+            }
         }
     }
     Ok(())

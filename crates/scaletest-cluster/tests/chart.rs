@@ -276,6 +276,51 @@ async fn values_override_the_profile_and_pick_what_prometheus_scrapes() {
     assert!(!container(&sts, "cluster").args.clone().unwrap().iter().any(|a| a.starts_with("--profile")));
 }
 
+/// A user's controller from its image: env with the cluster's facts, its ports declared,
+/// probed and scraped at its own path; node-creator not scraped (the SUT makes Nodes).
+#[tokio::test]
+async fn a_users_controller_runs_as_a_sidecar_from_its_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(profile_path("karpenter")).unwrap();
+    let text = text
+        .replace("  command: [karpenter-kwok]", "  image: registry.example/karpenter-kwok:v1.15.0")
+        .replace("  metrics: {port: \"${metricsPort}\", path: /metrics}", "  metrics: {port: \"${metricsPort}\", path: /m}")
+        .replace("    LOG_LEVEL: info\n", "    LOG_LEVEL: info\n    WHO: \"${clusterName}/${clusterIndex} ${apiserverUrl} ${kubeconfig}\"\n");
+    let path = dir.path().join("karpenter.yaml");
+    std::fs::write(&path, text).unwrap();
+    let profile_arg = format!("profile={}", path.display());
+    let out = helm(&["template", "scaletest", &chart(), "--namespace", "ns", "--set-file", &profile_arg]).await;
+    let docs = documents(&ok(&out, "helm template with a user's image"));
+    let sts: StatefulSet = one(&docs, "-cluster");
+    assert!(container(&sts, "cluster").args.as_ref().unwrap().contains(&"--no-sut".to_string()));
+    let sut = container(&sts, "sut");
+    assert_eq!(sut.image.as_deref(), Some("registry.example/karpenter-kwok:v1.15.0"));
+    assert!(sut.command.is_none() && sut.args.is_none(), "its own entrypoint: {sut:?}");
+    let env: BTreeMap<String, String> =
+        sut.env.iter().flatten().filter_map(|e| Some((e.name.clone(), e.value.clone()?))).collect();
+    assert_eq!(env["METRICS_PORT"], (PORT_BASE + 10).to_string());
+    assert_eq!(env["HEALTH_PROBE_PORT"], (PORT_BASE + 11).to_string());
+    assert_eq!(env["KUBECONFIG"], "/var/lib/scaletest/pki/admin.kubeconfig");
+    assert_eq!(
+        env["WHO"],
+        format!(
+            "$(SCALETEST_CLUSTER_NAME)/$(SCALETEST_CLUSTER_INDEX) https://127.0.0.1:{PORT_BASE} /var/lib/scaletest/pki/admin.kubeconfig"
+        )
+    );
+    let ports: Vec<(String, i32)> =
+        sut.ports.iter().flatten().map(|p| (p.name.clone().unwrap_or_default(), p.container_port)).collect();
+    assert_eq!(ports, [("sut".to_string(), PORT_BASE + 10), ("sut-health".to_string(), PORT_BASE + 11)]);
+    let probe = sut.readiness_probe.as_ref().and_then(|p| p.http_get.as_ref()).unwrap();
+    assert_eq!(probe.path.as_deref(), Some("/readyz"));
+    let cluster_ports: Vec<String> =
+        container(&sts, "cluster").ports.iter().flatten().filter_map(|p| p.name.clone()).collect();
+    assert!(!cluster_ports.iter().any(|p| p.starts_with("sut")), "the sidecar owns the sut ports: {cluster_ports:?}");
+    let prom: ConfigMap = one(&docs, "-prometheus");
+    let config = &prom.data.as_ref().unwrap()["prometheus.yml"];
+    assert!(config.contains("job_name: scaletest-sut") && config.contains("metrics_path: /m"), "{config}");
+    assert!(config.contains(r#"regex: "(kine-metrics|kwok|supervisor|load-driver)""#), "{config}");
+}
+
 #[tokio::test]
 async fn a_bad_value_fails_naming_its_path() {
     for (value, path) in [
