@@ -507,6 +507,9 @@ mod tests {
         assert_eq!(mounted_name(&bundle), PathBuf::from("sut-manifests.yaml"));
         let objects = scaletest_core::manifests::read_file(&bundle).unwrap();
         let kinds: Vec<&str> = objects.iter().map(|m| m.kind.as_str()).collect();
-        assert_eq!(kinds, ["CustomResourceDefinition"; 4].into_iter().chain(["KWOKNodeClass", "NodePool"]).collect::<Vec<_>>());
+        assert_eq!(
+            kinds,
+            ["CustomResourceDefinition"; 4].into_iter().chain(["KWOKNodeClass", "NodePool"]).collect::<Vec<_>>()
+        );
     }
 }
