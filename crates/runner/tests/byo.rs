@@ -3,41 +3,16 @@
 //! Serialised: each run loads both cores.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod common;
+
+use common::{leftovers, repo, runner, summary};
+
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn runner(tmp: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_scaletest-runner"));
-    c.env("TMPDIR", tmp).env("NO_COLOR", "1").current_dir(repo());
-    c
-}
-
-fn summary(output: &Path) -> Value {
-    let text = std::fs::read_to_string(output.join("summary.json")).expect("summary.json written");
-    serde_json::from_str(&text).unwrap()
-}
-
-/// Processes whose command line mentions `tmp`: anything the run left behind.
-fn leftovers(tmp: &Path) -> Vec<String> {
-    let needle = tmp.to_string_lossy().to_string();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
-        .filter(|cmd| cmd.contains(&needle))
-        .collect()
-}
 
 /// A profile file `name`.yaml in `dir`, from `profiles/<from>.yaml` with `edit` applied
 /// (its relative paths are made absolute, as they are resolved against the original).
@@ -131,36 +106,7 @@ fn karpenter_provisions_every_pod_and_passes() {
     assert!(leftovers(tmp.path()).is_empty(), "{:#?}", leftovers(tmp.path()));
 
     // The snapshot holds Karpenter's own series with the cluster label.
-    let replay = tmp.path().join("replay");
-    std::fs::create_dir_all(&replay).unwrap();
-    let tar =
-        Command::new("tar").arg("-xzf").arg(out.join("prometheus-snapshot.tar.gz")).arg("-C").arg(&replay).status();
-    assert!(tar.unwrap().success());
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let config = tmp.path().join("empty.yml");
-    std::fs::write(&config, "global: {}\n").unwrap();
-    let mut prom = Command::new(scaletest_cluster::binaries::find("prometheus", &bin).unwrap())
-        .arg(format!("--storage.tsdb.path={}", replay.display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg(format!("--config.file={}", config.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let claims = loop {
-        let v = rt.block_on(scaletest_runner::prom::query(
-            &format!("127.0.0.1:{port}"),
-            "sum(max_over_time(karpenter_nodeclaims_created_total{cluster=\"cluster-0\", component=\"sut\"}[1h]))",
-        ));
-        if let Ok(Some(v)) = v {
-            break v;
-        }
-        assert!(Instant::now() < deadline, "the snapshot never answered: {v:?}");
-        std::thread::sleep(Duration::from_millis(500));
-    };
-    let _ = prom.kill();
-    let _ = prom.wait();
+    let query = "sum(max_over_time(karpenter_nodeclaims_created_total{cluster=\"cluster-0\", component=\"sut\"}[1h]))";
+    let claims = common::replay_snapshot(tmp.path(), &out, query);
     assert!(claims >= 1.0, "karpenter_nodeclaims_created_total of cluster-0 in the snapshot: {claims}");
 }

@@ -3,44 +3,16 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod common;
+
+use common::{leftovers, repo, runner, summary};
+
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn runner(tmp: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_scaletest-runner"));
-    c.env("TMPDIR", tmp).env("NO_COLOR", "1").current_dir(repo());
-    c
-}
-
-fn summary(output: &Path) -> Value {
-    let text = std::fs::read_to_string(output.join("summary.json")).expect("summary.json written");
-    serde_json::from_str(&text).unwrap()
-}
-
-fn leftovers(tmp: &Path) -> Vec<String> {
-    let needle = tmp.to_string_lossy().to_string();
-    let mut found = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        if e.file_name().to_string_lossy().parse::<u32>().is_err() {
-            continue;
-        }
-        let Ok(raw) = std::fs::read(e.path().join("cmdline")) else { continue };
-        let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
-        if cmd.contains(&needle) {
-            found.push(cmd);
-        }
-    }
-    found
-}
 
 /// A copy of the smoke profile with `edit` applied to its YAML text.
 fn smoke_variant(dir: &Path, name: &str, edit: impl Fn(String) -> String) -> PathBuf {
@@ -100,49 +72,8 @@ fn smoke_passes_with_measured_values_and_an_openable_snapshot() {
     assert!(leftovers(tmp.path()).is_empty(), "{:#?}", leftovers(tmp.path()));
 
     // The snapshot opens in Prometheus and holds the run's series.
-    let replay = tmp.path().join("replay");
-    std::fs::create_dir_all(&replay).unwrap();
-    let tar = Command::new("tar")
-        .arg("-xzf")
-        .arg(out.join("prometheus-snapshot.tar.gz"))
-        .arg("-C")
-        .arg(&replay)
-        .status()
-        .unwrap();
-    assert!(tar.success());
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut prom = Command::new(
-        scaletest_cluster::binaries::find("prometheus", &scaletest_cluster::binaries::default_bin_dir()).unwrap(),
-    )
-    .arg(format!("--storage.tsdb.path={}", replay.display()))
-    .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-    .arg(format!("--config.file={}", write_empty_config(tmp.path()).display()))
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let value = loop {
-        let v = rt.block_on(scaletest_runner::prom::query(
-            &format!("127.0.0.1:{port}"),
-            "max_over_time(scaletest_load_driver_objects_active[1h])",
-        ));
-        if let Ok(Some(v)) = v {
-            break v;
-        }
-        assert!(Instant::now() < deadline, "snapshot never answered: {v:?}");
-        std::thread::sleep(Duration::from_millis(500));
-    };
-    let _ = prom.kill();
-    let _ = prom.wait();
+    let value = common::replay_snapshot(tmp.path(), &out, "max_over_time(scaletest_load_driver_objects_active[1h])");
     assert_eq!(value, 200.0);
-}
-
-fn write_empty_config(dir: &Path) -> PathBuf {
-    let p = dir.join("empty.yml");
-    std::fs::write(&p, "global: {}\n").unwrap();
-    p
 }
 
 #[test]
