@@ -178,30 +178,8 @@ pub struct ClusterAccess {
 /// A kubeconfig for a simulated cluster's apiserver forwarded to `server_addr`
 /// (`127.0.0.1:PORT`; its serving cert names 127.0.0.1), with the files in `dir`.
 pub fn forwarded_kubeconfig(server_addr: &str, dir: &Path) -> String {
-    format!(
-        "apiVersion: v1
-kind: Config
-clusters:
-- name: scaletest
-  cluster:
-    server: https://{server_addr}
-    certificate-authority: {ca}
-users:
-- name: scaletest-admin
-  user:
-    client-certificate: {cert}
-    client-key: {key}
-contexts:
-- name: scaletest
-  context:
-    cluster: scaletest
-    user: scaletest-admin
-current-context: scaletest
-",
-        ca = dir.join("ca.crt").display(),
-        cert = dir.join("admin.crt").display(),
-        key = dir.join("admin.key").display(),
-    )
+    // The files copied out of the Pod keep the names the supervisor gave them.
+    scaletest_cluster::pki::kubeconfig(&scaletest_cluster::pki::Pki::at(dir), &format!("https://{server_addr}"))
 }
 
 /// The file name a file travels under beside the profile in the Pod (`profileFiles`).

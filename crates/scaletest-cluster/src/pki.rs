@@ -129,7 +129,8 @@ pub fn ensure(dir: &Path, server_url: &str, extra_sans: &[String]) -> Result<Pki
     Ok(pki)
 }
 
-fn kubeconfig(pki: &Pki, server_url: &str) -> String {
+/// An admin kubeconfig for `server_url` naming the certificate files of `pki`.
+pub fn kubeconfig(pki: &Pki, server_url: &str) -> String {
     format!(
         "apiVersion: v1
 kind: Config
