@@ -10,7 +10,7 @@ CARGO ?= cargo
 help:
 	@grep -E '^## ' $(MAKEFILE_LIST) | sed 's/^## //' | column -t -s ':'
 
-## upstream: build the pinned kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, kine, helm (Go module proxy) and install Prometheus (apt)
+## upstream: build the pinned kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, kine, helm, Karpenter's kwok provider (Go module proxy) and install Prometheus (apt)
 .PHONY: upstream
 upstream:
 	scripts/upstream.sh build
