@@ -20,7 +20,7 @@ upstream:
 build:
 	$(CARGO) build --workspace --bins
 
-## run: set everything up and run the main job: the smoke profile end to end, locally
+## run: set everything up and run the main job (the smoke profile end to end, locally)
 .PHONY: run
 run: upstream build
 	target/debug/scaletest-runner run --profile profiles/smoke.yaml
