@@ -3,14 +3,11 @@
 //! Serialised: each run loads both cores.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Mutex;
-
-use serde_json::Value;
 
 mod common;
 
-use common::{leftovers, repo, runner, summary};
+use common::{leftovers, repo, run};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -26,20 +23,6 @@ fn variant(dir: &Path, from: &str, name: &str, edit: impl Fn(String) -> String) 
     let path = dir.join(format!("{name}.yaml"));
     std::fs::write(&path, edit(text)).unwrap();
     path
-}
-
-fn run(tmp: &Path, profile: &Path, extra: &[&str]) -> (Option<i32>, Value, PathBuf) {
-    let out = tmp.join("out");
-    let status = runner(tmp)
-        .args(["run", "--yes", "--profile"])
-        .arg(profile)
-        .args(extra)
-        .arg("--output")
-        .arg(&out)
-        .stdout(Stdio::inherit())
-        .status()
-        .unwrap();
-    (status.code(), summary(&out), out)
 }
 
 /// A controller that never provisions: the run fails at its steady-state timeout and

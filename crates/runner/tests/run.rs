@@ -86,16 +86,8 @@ fn an_impossible_slo_fails_the_run_and_names_it() {
             "slos:\n  - name: impossibleBindingP99\n    query: histogram_quantile(0.99, sum(rate(scaletest_load_driver_binding_latency_seconds_bucket[$window])) by (le))\n    threshold: 0.000001\n# `slos` was left out",
         )
     });
-    let out = tmp.path().join("out");
-    let status = runner(tmp.path())
-        .args(["run", "--yes", "--duration", "10s", "--profile"])
-        .arg(&profile)
-        .arg("--output")
-        .arg(&out)
-        .status()
-        .unwrap();
-    let s = summary(&out);
-    assert_eq!(status.code(), Some(1), "{s:#}");
+    let (code, s, _) = common::run(tmp.path(), &profile, &["--duration", "10s"]);
+    assert_eq!(code, Some(1), "{s:#}");
     assert_eq!(s["passed"], false);
     let reason = s["reason"].as_str().unwrap();
     assert!(reason.contains("impossibleBindingP99"), "{reason}");
@@ -115,16 +107,8 @@ fn an_slo_query_prometheus_refuses_fails_the_run_before_the_load() {
             "slos:\n  - name: objectsSpread\n    query: sum(mad_over_time(scaletest_load_driver_objects_active[$window]))\n    threshold: 1\n# `slos` was left out",
         )
     });
-    let out = tmp.path().join("out");
-    let status = runner(tmp.path())
-        .args(["run", "--yes", "--duration", "10m", "--profile"])
-        .arg(&profile)
-        .arg("--output")
-        .arg(&out)
-        .status()
-        .unwrap();
-    let s = summary(&out);
-    assert_eq!(status.code(), Some(1), "{s:#}");
+    let (code, s, _) = common::run(tmp.path(), &profile, &["--duration", "10m"]);
+    assert_eq!(code, Some(1), "{s:#}");
     assert_eq!(s["passed"], false);
     let reason = s["reason"].as_str().unwrap();
     let expected =

@@ -24,6 +24,21 @@ pub fn summary(output: &Path) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
+/// `scaletest-runner run --yes --profile <profile> <extra> --output <tmp>/out`: its exit
+/// code, its summary.json and the output directory.
+pub fn run(tmp: &Path, profile: &Path, extra: &[&str]) -> (Option<i32>, Value, PathBuf) {
+    let out = tmp.join("out");
+    let status = runner(tmp)
+        .args(["run", "--yes", "--profile"])
+        .arg(profile)
+        .args(extra)
+        .arg("--output")
+        .arg(&out)
+        .status()
+        .unwrap();
+    (status.code(), summary(&out), out)
+}
+
 /// Processes whose command line mentions `tmp`: anything the run left behind.
 pub fn leftovers(tmp: &Path) -> Vec<String> {
     let needle = tmp.to_string_lossy().to_string();
