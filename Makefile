@@ -59,13 +59,13 @@ bench: upstream
 crds:
 	UPDATE_CRDS=1 $(CARGO) test -p scaletest-core --test crds
 
-## scaletest-images: the combined image, the reference SUT image (Docker engine: docker build; none: daemonless, plus the chart's Prometheus, OCI/docker archives in target/images/)
+## scaletest-images: the combined image, the reference SUT image (Docker engine: docker build; none: daemonless, plus the chart's Prometheus, OCI/docker archives in target/images/); IMAGES="harness sut prometheus karpenter" to choose
 HARNESS_IMAGE ?= scaletest-harness:dev
 SUT_IMAGE ?= scaletest-sut:dev
 DOCKER ?= docker
 .PHONY: scaletest-images
 scaletest-images:
-	HARNESS_IMAGE=$(HARNESS_IMAGE) SUT_IMAGE=$(SUT_IMAGE) DOCKER=$(DOCKER) scripts/images.sh build
+	HARNESS_IMAGE=$(HARNESS_IMAGE) SUT_IMAGE=$(SUT_IMAGE) DOCKER=$(DOCKER) scripts/images.sh build $(IMAGES)
 
 ## realnode: bring up a real single-node Kubernetes here (kubelet + containerd, no Docker): scripts/realnode.sh up; `scripts/realnode.sh down` removes it
 .PHONY: realnode

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # `make scaletest-images`: the kube target's images.
-#   scripts/images.sh build     with a Docker engine: `docker build` of Dockerfile.harness
+#   scripts/images.sh build [IMAGE...]
+#                               with a Docker engine: `docker build` of Dockerfile.harness
 #                               and images/sut/Dockerfile (as before); without one: the
-#                               same images built daemonlessly, plus the chart's Prometheus
+#                               same images built daemonlessly, plus the chart's Prometheus.
+#                               IMAGE: harness, sut, prometheus (the default: all three) and
+#                               karpenter (Karpenter's kwok provider, for profiles/karpenter*.yaml)
 #   scripts/images.sh tools     install the daemonless tools (apt): buildah, mmdebstrap,
 #                               busybox-static
 #   scripts/images.sh digests   print each archive's image (config) and manifest digest
@@ -22,7 +25,8 @@
 # Debian packages bookworm serves at build time: a point release changes the base.
 #
 # Environment: HARNESS_IMAGE (scaletest-harness:dev), SUT_IMAGE (scaletest-sut:dev),
-# PROMETHEUS_IMAGE (scaletest-prometheus:$PROMETHEUS_VERSION), SCALETEST_IMAGES_DIR
+# PROMETHEUS_IMAGE (scaletest-prometheus:$PROMETHEUS_VERSION), KARPENTER_IMAGE
+# (scaletest-karpenter:$KARPENTER_VERSION), SCALETEST_IMAGES_DIR
 # (target/images), SCALETEST_IMAGE_BUILDER (auto | docker | daemonless), DOCKER (docker).
 set -euo pipefail
 
@@ -35,6 +39,9 @@ out=${SCALETEST_IMAGES_DIR:-$root/target/images}
 HARNESS_IMAGE=${HARNESS_IMAGE:-scaletest-harness:dev}
 SUT_IMAGE=${SUT_IMAGE:-scaletest-sut:dev}
 PROMETHEUS_IMAGE=${PROMETHEUS_IMAGE:-scaletest-prometheus:$PROMETHEUS_VERSION}
+KARPENTER_IMAGE=${KARPENTER_IMAGE:-scaletest-karpenter:$KARPENTER_VERSION}
+ALL_IMAGES=(harness sut prometheus karpenter)
+DEFAULT_IMAGES=(harness sut prometheus)
 DOCKER=${DOCKER:-docker}
 # Debian bookworm: the release whose glibc the Rust binaries are built against here.
 DEBIAN_SUITE=bookworm
@@ -55,6 +62,9 @@ install_tools() {
   DEBIAN_FRONTEND=noninteractive sudo_ apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# wanted NAME: whether `build` was asked for that image.
+wanted() { local w; for w in "${images[@]}"; do [ "$w" = "$1" ] && return 0; done; return 1; }
+
 have_docker() { command -v "$DOCKER" >/dev/null 2>&1 && "$DOCKER" info >/dev/null 2>&1; }
 
 # Fully qualified, as containerd and the kubelet name an image ("scaletest-sut:dev"
@@ -68,12 +78,25 @@ qualify() {
 
 build_docker() {
   log "Docker engine found: docker build (BuildKit)"
-  DOCKER_BUILDKIT=1 "$DOCKER" build -f "$root/Dockerfile.harness" -t "$HARNESS_IMAGE" \
-    --build-arg KUBERNETES_VERSION="$KUBERNETES_VERSION" --build-arg KWOK_VERSION="$KWOK_VERSION" \
-    --build-arg KINE_VERSION="$KINE_VERSION" --build-arg HELM_VERSION="$HELM_VERSION" "$root"
-  DOCKER_BUILDKIT=1 "$DOCKER" build -f "$root/images/sut/Dockerfile" -t "$SUT_IMAGE" "$root"
+  local built=()
+  if wanted harness; then
+    DOCKER_BUILDKIT=1 "$DOCKER" build -f "$root/Dockerfile.harness" -t "$HARNESS_IMAGE" \
+      --build-arg KUBERNETES_VERSION="$KUBERNETES_VERSION" --build-arg KWOK_VERSION="$KWOK_VERSION" \
+      --build-arg KINE_VERSION="$KINE_VERSION" --build-arg HELM_VERSION="$HELM_VERSION" "$root"
+    built+=("$HARNESS_IMAGE")
+  fi
+  if wanted sut; then
+    DOCKER_BUILDKIT=1 "$DOCKER" build -f "$root/images/sut/Dockerfile" -t "$SUT_IMAGE" "$root"
+    built+=("$SUT_IMAGE")
+  fi
+  if wanted karpenter; then
+    DOCKER_BUILDKIT=1 "$DOCKER" build -f "$root/images/karpenter/Dockerfile" -t "$KARPENTER_IMAGE" \
+      --build-arg KARPENTER_VERSION="$KARPENTER_VERSION" "$root"
+    built+=("$KARPENTER_IMAGE")
+  fi
+  # The chart's Prometheus is the upstream image with an engine (prom/prometheus).
   echo "Side-load into kind with:"
-  echo "  kind load docker-image $HARNESS_IMAGE $SUT_IMAGE"
+  echo "  kind load docker-image ${built[*]}"
 }
 
 # The base root filesystem as a tar: Debian packages extracted (no maintainer
@@ -150,12 +173,16 @@ export_image() { # export_image LOCAL-TAG NAME REF
 
 build_daemonless() {
   install_tools
-  command -v cargo >/dev/null || die "cargo not found"
-  log "release binaries: cargo build --release --locked --workspace --bins"
-  (cd "$root" && cargo build --release --locked --workspace --bins)
-  local up prom
-  up=$(SCALETEST_SKIP_PROMETHEUS=1 "$root/scripts/upstream.sh" build)
-  prom=$("$root/scripts/upstream.sh" prometheus-image-binary)
+  local up prom="" rel="$root/target/release"
+  if wanted harness || wanted sut; then
+    command -v cargo >/dev/null || die "cargo not found"
+    log "release binaries: cargo build --release --locked --workspace --bins"
+    (cd "$root" && cargo build --release --locked --workspace --bins)
+  fi
+  if wanted harness || wanted karpenter; then
+    up=$(SCALETEST_SKIP_PROMETHEUS=1 "$root/scripts/upstream.sh" build)
+  fi
+  if wanted prometheus; then prom=$("$root/scripts/upstream.sh" prometheus-image-binary); fi
 
   local work
   work=$(mktemp -d "${TMPDIR:-/tmp}/scaletest-images.XXXXXX")
@@ -167,33 +194,49 @@ build_daemonless() {
   # shellcheck disable=SC2064
   trap "buildah --root '$store' --runroot '$store/run' --storage-driver vfs rm --all >/dev/null 2>&1 || true; rm -rf '$work' $own_cache" EXIT
   mkdir -p "$work/base" "$work/harness/bin" "$work/harness/data" "$work/sut/bin" \
-    "$work/prometheus/bin" "$work/prometheus/etc" "$work/prometheus/data" "$out"
+    "$work/prometheus/bin" "$work/prometheus/etc" "$work/prometheus/data" "$work/karpenter/bin" "$out"
 
   base_rootfs "$work"
   cp "$root/images/daemonless/base.Containerfile" "$work/base/"
   bh bud --quiet --timestamp 0 --pull-never --isolation chroot --format oci \
     -f "$work/base/base.Containerfile" -t localhost/scaletest-base:build "$work/base" >/dev/null
 
-  local rel="$root/target/release" b
-  for b in scaletest-cluster scaletest-node-creator scaletest-pod-shim scaletest-load-driver scaletest-sut scaletest-runner; do
-    install -m 0755 "$rel/$b" "$work/harness/bin/$b"
-  done
-  for b in kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kine; do
-    install -m 0755 "$(readlink -f "$up/$b")" "$work/harness/bin/$b"
-  done
-  cp "$root/images/daemonless/harness.Containerfile" "$work/harness/"
-  log "harness: buildah bud"
-  bud "$work/harness" harness.Containerfile localhost/scaletest-harness:build \
-    "KUBERNETES_VERSION=$KUBERNETES_VERSION" "KWOK_VERSION=$KWOK_VERSION" "KINE_VERSION=$KINE_VERSION"
+  local b
+  if wanted harness; then
+    for b in scaletest-cluster scaletest-node-creator scaletest-pod-shim scaletest-load-driver scaletest-sut scaletest-runner; do
+      install -m 0755 "$rel/$b" "$work/harness/bin/$b"
+    done
+    for b in kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kine; do
+      install -m 0755 "$(readlink -f "$up/$b")" "$work/harness/bin/$b"
+    done
+    cp "$root/images/daemonless/harness.Containerfile" "$work/harness/"
+    log "harness: buildah bud"
+    bud "$work/harness" harness.Containerfile localhost/scaletest-harness:build \
+      "KUBERNETES_VERSION=$KUBERNETES_VERSION" "KWOK_VERSION=$KWOK_VERSION" "KINE_VERSION=$KINE_VERSION"
+    export_image localhost/scaletest-harness:build scaletest-harness "$HARNESS_IMAGE"
+  fi
 
-  install -m 0755 "$rel/scaletest-sut" "$work/sut/bin/scaletest-sut"
-  cp "$root/images/daemonless/sut.Containerfile" "$work/sut/"
-  log "sut: buildah bud"
-  bud "$work/sut" sut.Containerfile localhost/scaletest-sut:build
+  if wanted sut; then
+    install -m 0755 "$rel/scaletest-sut" "$work/sut/bin/scaletest-sut"
+    cp "$root/images/daemonless/sut.Containerfile" "$work/sut/"
+    log "sut: buildah bud"
+    bud "$work/sut" sut.Containerfile localhost/scaletest-sut:build
+    export_image localhost/scaletest-sut:build scaletest-sut "$SUT_IMAGE"
+  fi
 
-  install -m 0755 "$prom" "$work/prometheus/bin/prometheus"
-  # A config for `docker run` without the chart (the chart mounts its own over it).
-  cat >"$work/prometheus/etc/prometheus.yml" <<'YML'
+  if wanted karpenter; then
+    install -m 0755 "$(readlink -f "$up/karpenter-kwok")" "$work/karpenter/bin/karpenter-kwok"
+    cp "$root/images/daemonless/karpenter.Containerfile" "$work/karpenter/"
+    log "karpenter: buildah bud"
+    bud "$work/karpenter" karpenter.Containerfile localhost/scaletest-karpenter:build \
+      "KARPENTER_VERSION=$KARPENTER_VERSION"
+    export_image localhost/scaletest-karpenter:build scaletest-karpenter "$KARPENTER_IMAGE"
+  fi
+
+  if wanted prometheus; then
+    install -m 0755 "$prom" "$work/prometheus/bin/prometheus"
+    # A config for `docker run` without the chart (the chart mounts its own over it).
+    cat >"$work/prometheus/etc/prometheus.yml" <<'YML'
 global:
   scrape_interval: 15s
 scrape_configs:
@@ -201,14 +244,12 @@ scrape_configs:
     static_configs:
       - targets: [localhost:9090]
 YML
-  cp "$root/images/daemonless/prometheus.Containerfile" "$work/prometheus/"
-  log "prometheus: buildah bud"
-  bud "$work/prometheus" prometheus.Containerfile localhost/scaletest-prometheus:build \
-    "PROMETHEUS_VERSION=$PROMETHEUS_VERSION"
-
-  export_image localhost/scaletest-harness:build scaletest-harness "$HARNESS_IMAGE"
-  export_image localhost/scaletest-sut:build scaletest-sut "$SUT_IMAGE"
-  export_image localhost/scaletest-prometheus:build scaletest-prometheus "$PROMETHEUS_IMAGE"
+    cp "$root/images/daemonless/prometheus.Containerfile" "$work/prometheus/"
+    log "prometheus: buildah bud"
+    bud "$work/prometheus" prometheus.Containerfile localhost/scaletest-prometheus:build \
+      "PROMETHEUS_VERSION=$PROMETHEUS_VERSION"
+    export_image localhost/scaletest-prometheus:build scaletest-prometheus "$PROMETHEUS_IMAGE"
+  fi
   digests
   cat <<EOF
 Load them with one of:
@@ -216,6 +257,7 @@ Load them with one of:
   kind load image-archive $out/scaletest-harness.oci.tar --name <cluster>
   docker load -i $out/scaletest-harness.docker.tar
 and name them to the runner: --image harness=$HARNESS_IMAGE --image sut=$SUT_IMAGE --image prometheus=$PROMETHEUS_IMAGE
+(a profile with its own controller's image: --image sut=$KARPENTER_IMAGE for profiles/karpenter.yaml)
 EOF
 }
 
@@ -233,6 +275,12 @@ digests() {
 
 case "${1:-build}" in
   build)
+    shift || true
+    images=("$@")
+    [ ${#images[@]} -gt 0 ] || images=("${DEFAULT_IMAGES[@]}")
+    for i in "${images[@]}"; do
+      [[ " ${ALL_IMAGES[*]} " == *" $i "* ]] || die "unknown image $i: expected one of ${ALL_IMAGES[*]}"
+    done
     case "${SCALETEST_IMAGE_BUILDER:-auto}" in
       docker) build_docker ;;
       daemonless) build_daemonless ;;
@@ -242,5 +290,5 @@ case "${1:-build}" in
     ;;
   tools) install_tools ;;
   digests) digests ;;
-  *) echo "usage: $0 [build|tools|digests]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build [IMAGE...]|tools|digests]" >&2; exit 2 ;;
 esac

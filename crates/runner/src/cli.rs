@@ -70,7 +70,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub context: Option<String>,
     /// An image the chart installs, as ROLE=REPOSITORY:TAG (kube target; repeatable):
-    /// harness (the combined image), sut (the reference SUT sidecar), prometheus.
+    /// harness (the combined image), sut (the SUT sidecar: the reference SUT, or the
+    /// image of a profile's own controller, replacing its sut.image), prometheus.
     /// E.g. --image harness=registry.local:5000/scaletest-harness:v1
     /// [default: the chart's values: scaletest-harness:dev, scaletest-sut:dev, prom/prometheus:v2.55.0].
     #[arg(long = "image", value_name = "ROLE=REPOSITORY:TAG")]

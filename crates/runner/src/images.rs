@@ -12,7 +12,8 @@ use thiserror::Error;
 pub enum ImageRole {
     /// The combined image (Dockerfile.harness): the chart's `image`.
     Harness,
-    /// The reference SUT sidecar (images/sut/Dockerfile): `sut.image`.
+    /// The SUT sidecar: the reference SUT's (images/sut/Dockerfile), the chart's
+    /// `sut.image`; for a profile with its own controller, the profile's `sut.image`.
     Sut,
     /// The in-cluster Prometheus: `prometheus.image`.
     Prometheus,
@@ -101,6 +102,12 @@ pub fn helm_set_strings(images: &[ImageOverride]) -> Vec<String> {
         .collect()
 }
 
+/// The image the last `--image sut=...` names, as `REPOSITORY:TAG`: on a profile with
+/// its own controller it replaces the profile's `sut.image` (a mirror of the user's image).
+pub fn sut_image(images: &[ImageOverride]) -> Option<String> {
+    images.iter().rev().find(|i| i.role == ImageRole::Sut).map(|i| format!("{}:{}", i.repository, i.tag))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,5 +158,12 @@ mod tests {
             ]
         );
         assert!(helm_set_strings(&[]).is_empty());
+    }
+
+    #[test]
+    fn the_last_sut_image_names_the_users_controller_image() {
+        let images = [parse("sut=a/one:1").unwrap(), parse("harness=h:2").unwrap(), parse("sut=b/two:3").unwrap()];
+        assert_eq!(sut_image(&images).as_deref(), Some("b/two:3"));
+        assert_eq!(sut_image(&images[1..2]), None);
     }
 }

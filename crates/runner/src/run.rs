@@ -114,6 +114,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         )
         .into());
     }
+    if args.target == TargetKind::Kube {
+        kube_sut_runnable(&profile, &args.profile, &args.images)?;
+    }
     if args.target == TargetKind::Local && !args.chart_values.is_empty() {
         return Err(Refusal::Unsupported("--set is a chart value of the kube target".into()).into());
     }
@@ -174,6 +177,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
                 let bundle = crate::kube::bundle_manifests(&sut.manifests, &output)?;
                 sut.manifests = vec![crate::kube::mounted_name(&bundle)];
                 files.push(bundle);
+            }
+            if let Some(image) = crate::images::sut_image(&args.images) {
+                sut.image = Some(image);
             }
             // The Pod runs the controller from its image (a sidecar): a host path means nothing there.
             if sut.image.is_some() {
@@ -291,6 +297,21 @@ fn local_sut_runnable(profile: &Profile, path: &Path, bin_dir: Option<&Path>) ->
         Some(name) => find_binary(name, bin_dir)
             .map(drop)
             .map_err(|e| Refusal::Missing(format!("{}: sut.command[0]: {e}", path.display()))),
+    }
+}
+
+/// On the kube target a user's controller runs from an image (a sidecar): refuse a
+/// profile that gives only its local `command` when no `--image sut=` names one.
+fn kube_sut_runnable(profile: &Profile, path: &Path, images: &[crate::images::ImageOverride]) -> Result<(), Refusal> {
+    match profile.sut.external() {
+        Some(sut) if sut.image.is_none() && crate::images::sut_image(images).is_none() => {
+            Err(Refusal::Unsupported(format!(
+                "{}: sut.image: the kube target runs your controller from its image, beside each simulated cluster, and this profile gives only `command` ({}); add `image`, or name it with --image sut=REPOSITORY:TAG",
+                path.display(),
+                sut.command.join(" ")
+            )))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -50,6 +50,31 @@ fn a_missing_or_unreachable_context_is_refused_in_one_line() {
     assert!(line.contains("context \"dead\" is unreachable"), "{line}");
 }
 
+/// A user's controller runs from its image on the kube target: a profile giving only its
+/// local command is refused before anything is installed, unless `--image sut=` names one.
+#[test]
+fn a_users_controller_without_an_image_is_refused_on_kube() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    std::fs::write(&kc, "apiVersion: v1\nkind: Config\nclusters: []\nusers: []\ncontexts: []\n").unwrap();
+    let smoke = std::fs::read_to_string(repo().join("profiles/smoke.yaml")).unwrap();
+    let profile = dir.path().join("smoke.yaml");
+    let text = smoke.replace("  binderWorkers: 16             # pod-shim only\n", "  nodes: sut\n").replace(
+        "sut:\n  reference:\n    provisioningDelay: 2s\n    acknowledgeConcurrency: 16\n    cycleInterval: 1s\n",
+        "sut:\n  command: [sleep, \"3600\"]\n",
+    );
+    assert!(text.contains("command: [sleep"), "smoke.yaml changed: update this test");
+    std::fs::write(&profile, text).unwrap();
+    let p = profile.display().to_string();
+    let base = ["run", "--profile", &p, "--target", "kube", "--yes"];
+    let line = refusal(&runner(&kc, &base));
+    assert!(line.contains("sut.image: the kube target runs your controller from its image"), "{line}");
+    assert!(line.contains("gives only `command` (sleep 3600)"), "{line}");
+    // Named on the command line, the image passes this check (and the next refusal is the context's).
+    let line = refusal(&runner(&kc, &[&base[..], &["--image", "sut=registry.local/ctl:1"]].concat()));
+    assert!(line.contains("needs --context"), "{line}");
+}
+
 #[test]
 fn a_failed_kube_run_uninstalls_and_leaves_nothing_labelled() {
     let rt = tokio::runtime::Runtime::new().unwrap();
