@@ -305,6 +305,30 @@ impl KubeRun {
         Ok(addr)
     }
 
+    /// Waits until every simulated-cluster Pod is Ready: each container's readiness,
+    /// the user's controller sidecar included (its `sut.readiness`), so the load never
+    /// starts before the controller that has to answer it.
+    pub async fn wait_clusters_ready(
+        &self,
+        timeout: Duration,
+        shutdown: &tokio_util::sync::CancellationToken,
+    ) -> Result<(), KubeError> {
+        let wait = self.kube.kubectl(&[
+            "-n",
+            &self.namespace,
+            "wait",
+            "pod",
+            "-l",
+            &self.cluster_selector(),
+            "--for=condition=Ready",
+            &format!("--timeout={}s", timeout.as_secs().max(1)),
+        ]);
+        tokio::select! {
+            r = Kube::check("simulated-cluster Pods Ready", wait) => r.map(drop),
+            _ = shutdown.cancelled() => Err(KubeError::Command { what: "simulated-cluster Pods Ready".into(), detail: "interrupted".into() }),
+        }
+    }
+
     fn cluster_selector(&self) -> String {
         format!("app.kubernetes.io/instance={},app.kubernetes.io/component=cluster", self.release)
     }

@@ -572,6 +572,7 @@ impl Run {
         wait_for_value(&addr, up, f64::from(clusters), timeout, shutdown, "load-drivers scraped").await?;
         self.check_slo_queries().await?;
         let k = self.kube.as_ref().expect("kube run");
+        k.wait_clusters_ready(timeout, shutdown).await.map_err(fail)?;
         k.open_load_gates().await.map_err(fail)?;
         self.phases.insert("install".into(), t.elapsed().as_secs_f64());
 
