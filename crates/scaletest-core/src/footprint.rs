@@ -47,17 +47,20 @@ pub const IDLE_VCPU: f64 = 0.0253;
 /// cost less; the rule prices every object as a Pod.
 pub const CPU_SECONDS_PER_POD: f64 = 0.045;
 
-/// Series one simulated cluster puts in Prometheus: a 2 x 1,000-Pod run of dev-5k's shape
-/// on 2026-12-01 (`count by (component) ({__name__=~".+", cluster="cluster-0"})` at the
-/// end of its soak): kube-apiserver 26,650, kube-controller-manager 3,798, kube-scheduler
-/// 3,262, kine 310, load-driver 108, sut 74, kwok 53, node-creator 27, supervisor 15.
-pub const SERIES_PER_CLUSTER: u64 = 34_297;
+/// Series one simulated cluster puts in Prometheus: a 2 x 1,000-Pod run of dev-5k's shape on
+/// 2026-12-01 (results/20261201-014335-prom-2x1k/prometheus-series.json: its snapshot replayed,
+/// `count by (cluster, component) ({__name__=~".+"})` at its last sample), cluster-0:
+/// kube-apiserver 26,678, kube-controller-manager 3,798, kube-scheduler 3,262, kine 310,
+/// load-driver 108, sut 74, kwok 53, node-creator 27, supervisor 15 (each figure includes
+/// the 5 series Prometheus adds per target: `up` and `scrape_*`).
+pub const SERIES_PER_CLUSTER: u64 = 34_325;
 /// Of those, kube-apiserver's: the kube target does not scrape it (its /metrics needs the
 /// cluster's client certificate, which stays in the Pod).
-pub const SERIES_APISERVER: u64 = 26_650;
-/// Of those, what the runner and the default SLOs read (`scaletest_.*`, `up`,
-/// `kwok_node_count`): 213 per cluster in the same run.
-pub const SERIES_READ: u64 = 213;
+pub const SERIES_APISERVER: u64 = 26_678;
+/// What a Prometheus keeping only what the run reads holds per cluster: the 213 series of
+/// `scaletest_.*`, `up` and `kwok_node_count` in the same run, plus `scrape_*` (4 series)
+/// for each of the 4 harness targets it still scrapes.
+pub const SERIES_READ: u64 = 213 + 4 * 4;
 /// Prometheus's RSS per head series, its own base included: 382 MB at its peak (the end
 /// of the run, answering the runner's report queries) for 68,611 series in the same run
 /// (process_resident_memory_bytes / prometheus_tsdb_head_series, sampled every 10 s).
