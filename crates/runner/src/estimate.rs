@@ -149,12 +149,6 @@ mod tests {
         let err = kube_budget(&profile("dev-5k"), 0.5, 16.0).unwrap_err();
         assert!(err.contains("vCPU of requests"), "{err}");
     }
-}
-
-#[cfg(test)]
-mod seed_fit {
-    use super::*;
-    use std::path::PathBuf;
 
     /// Every shipped profile fits the target its costEstimate names, by the footprint rule.
     #[test]
