@@ -77,8 +77,7 @@ pub fn local_budget(profile: &Profile, memory_gib: f64) -> Result<(), String> {
         Ok(())
     } else {
         let per_cluster = plan.cluster.memory_bytes as f64 / f64::from(1u32 << 30);
-        let fits =
-            ((have - plan.prometheus.memory_bytes as f64 / f64::from(1u32 << 30)) / per_cluster).floor().max(0.0);
+        let fits = footprint::clusters_within(profile, Target::Local, have);
         Err(format!(
             "profile {} needs ~{need:.0} GiB for {} simulated clusters locally ({per_cluster:.2} GiB each, plus Prometheus), \
              this machine allows {have:.0} GiB (80% of {memory_gib:.0} GiB): at most {fits} such clusters fit; use --target kube",

@@ -61,10 +61,14 @@ pub const SERIES_APISERVER: u64 = 26_678;
 /// `scaletest_.*`, `up` and `kwok_node_count` in the same run, plus `scrape_*` (4 series)
 /// for each of the 4 harness targets it still scrapes.
 pub const SERIES_READ: u64 = 213 + 4 * 4;
-/// Prometheus's RSS per head series, its own base included: 382 MB at its peak (the end
-/// of the run, answering the runner's report queries) for 68,611 series in the same run
-/// (process_resident_memory_bytes / prometheus_tsdb_head_series, sampled every 10 s).
-pub const PROMETHEUS_BYTES_PER_SERIES: f64 = 5.4 * 1024.0;
+/// Prometheus's RSS: a base plus a share per head series, through two measured peaks:
+/// 382 MB (364 MiB) at 68,611 series (the same run: process_resident_memory_bytes and
+/// prometheus_tsdb_head_series sampled every 10 s, results/20261201-014335-prom-2x1k/
+/// prometheus-self.txt; its peak is the end of the run, answering the runner's report
+/// queries) and 578.2 MiB for 5 clusters (results/bench/overhead.json `prometheus`
+/// rssPeakMiB; 5 x the 34,325 series per cluster above): 2.13 KiB per series, 222 MiB base.
+pub const PROMETHEUS_BASE_MIB: f64 = 222.0;
+pub const PROMETHEUS_BYTES_PER_SERIES: f64 = 2.13 * 1024.0;
 /// Prometheus's CPU seconds per sample ingested, the runner's queries included: 8.7 CPU s
 /// for 3.11 million samples over the same run (process_cpu_seconds_total,
 /// prometheus_tsdb_head_samples_appended_total).
@@ -72,8 +76,9 @@ pub const PROMETHEUS_CPU_SECONDS_PER_SAMPLE: f64 = 2.8e-6;
 /// Prometheus's request/limit over the measured figures: head compaction (every 2 h) and
 /// the runner's range queries for the report come on top of ingestion.
 pub const PROMETHEUS_HEADROOM: f64 = 2.0;
-/// The most series the rule plans for one Prometheus (~10 GiB RSS by the figure above,
-/// ~21 GiB with the headroom: what one large Node still holds).
+/// The most series the rule plans for one Prometheus: ~4.3 GiB RSS and 400,000 samples/s
+/// (~2.2 vCPU) by the figures above, a cap the rule chooses, not one measured (the
+/// figures come from at most 171,625 series).
 /// Past it a kube run keeps only the series the run reads ([`PrometheusScrape::Read`]).
 pub const PROMETHEUS_MAX_SERIES: u64 = 2_000_000;
 /// Scrape interval of both targets (the runner's local Prometheus and the chart's).
@@ -178,6 +183,19 @@ impl Plan {
     }
 }
 
+/// The most clusters of `profile`'s shape whose plan on `target` needs at most `gib`.
+pub fn clusters_within(profile: &Profile, target: Target, gib: f64) -> u32 {
+    let mut p = profile.clone();
+    let (mut lo, mut hi) = (0u32, profile.kwok.cluster_count);
+    // Memory grows with the cluster count: bisect for the last count that fits.
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        p.kwok.cluster_count = mid;
+        if plan(&p, target).memory_gib() <= gib { lo = mid } else { hi = mid - 1 }
+    }
+    lo
+}
+
 /// Memory (MiB) of one cluster holding `objects`, by `point`'s field, from [`MEMORY`].
 fn interpolate(objects: u64, field: fn(&MemoryPoint) -> f64) -> f64 {
     let segment = MEMORY.windows(2).find(|w| objects <= w[1].objects).unwrap_or(&MEMORY[MEMORY.len() - 2..]);
@@ -209,7 +227,8 @@ pub fn prometheus(series: u64) -> Resources {
     let samples_per_second = series as f64 / SCRAPE_INTERVAL.as_secs_f64();
     let cpu =
         millis(samples_per_second * PROMETHEUS_CPU_SECONDS_PER_SAMPLE * PROMETHEUS_HEADROOM).max(PROMETHEUS_MIN_MILLIS);
-    let memory = (series as f64 * PROMETHEUS_BYTES_PER_SERIES * PROMETHEUS_HEADROOM / f64::from(1u32 << 20))
+    let memory = ((PROMETHEUS_BASE_MIB + series as f64 * PROMETHEUS_BYTES_PER_SERIES / f64::from(1u32 << 20))
+        * PROMETHEUS_HEADROOM)
         .max(PROMETHEUS_MIN_MEMORY_MIB);
     // Its limit leaves room for the runner's bursts of range queries (report, snapshot).
     Resources {
@@ -309,6 +328,6 @@ mod tests {
         assert_eq!(prometheus(0).memory_bytes, 512 << 20);
         assert_eq!(prometheus(0).cpu_request_millis, 100);
         let big = prometheus(1_000_000);
-        assert!(big.memory_bytes > 9 << 30, "{}", big.memory_bytes);
+        assert!(big.memory_bytes > 4 << 30, "{}", big.memory_bytes);
     }
 }
