@@ -214,3 +214,26 @@ ${metricsPort} / ${healthPort}); "" when the profile gives none. Call with (list
 {{- define "scaletest.dataDir" -}}
 /var/lib/scaletest
 {{- end -}}
+
+{{/*
+Prometheus keeping only what the run reads (the runner sets both past one Prometheus's
+series budget; README.md "Prometheus at scale"). prometheusKeepTargets ends a job's
+relabel_configs: other components' targets are never scraped. prometheusKeepSeries is a
+job's metric_relabel_configs: other series are dropped before they are stored.
+*/}}
+{{- define "scaletest.prometheusKeepTargets" -}}
+{{- with .Values.prometheus.components }}
+- source_labels: [component]
+  action: keep
+  regex: {{ printf "(%s)" (join "|" .) | quote }}
+{{- end }}
+{{- end }}
+
+{{- define "scaletest.prometheusKeepSeries" -}}
+{{- with .Values.prometheus.keepMetrics }}
+metric_relabel_configs:
+  - source_labels: [__name__]
+    action: keep
+    regex: {{ . | quote }}
+{{- end }}
+{{- end }}

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use scaletest_core::footprint::{self, Target};
 use scaletest_core::profile::Profile;
 
 /// Prompt above this estimate when the context looks like a cloud.
@@ -12,18 +13,6 @@ pub const CONFIRM_USD: f64 = 5.0;
 /// Context-name substrings that suggest a paid cloud cluster.
 const CLOUD_HINTS: [&str; 6] = ["eks", "gke", "aks", "aws", "gcp", "azure"];
 
-/// Measured idle footprint of one simulated cluster plus its harness
-/// (results/cluster-start.md rounds to ~0.6 GiB), with headroom for load.
-pub const LOCAL_GIB_PER_CLUSTER: f64 = 0.75;
-/// Per object in a cluster: the apiserver's watch cache, kine's rows and a copy
-/// in each of five watchers. Measured for Pods by `make bench`
-/// (results/bench/README.md, section 4): one cluster holding 10,000 Pods used
-/// ~1.8 GiB against ~0.57 GiB idle, ~128 KiB per Pod (the old 20 KiB
-/// undercounted 10K-object clusters by half). Re-measured with kine's fixes: mean
-/// 4.1-4.4 GiB at 50,000 Pods (plan 6.9), and the sum of each process's peak 2.7 GiB
-/// at 10,000 (plan 2.0) and 6.2 GiB at 50,000: the plan sits between mean and peak;
-/// CPU, not memory, limits loaded runs here first.
-pub const LOCAL_GIB_PER_OBJECT: f64 = 128.0 / (1024.0 * 1024.0);
 /// Share of this machine's memory a local run may plan to use.
 pub const LOCAL_MEMORY_SHARE: f64 = 0.8;
 
@@ -78,34 +67,43 @@ pub fn needs_confirmation(context: Option<&str>, e: &Estimate) -> bool {
     context.is_some_and(looks_like_cloud) && e.usd >= CONFIRM_USD
 }
 
-/// The local target's budget: memory for every cluster and its objects.
+/// The local target's budget: every cluster and the run's Prometheus by the footprint
+/// rule (scaletest-core's footprint.rs), within [`LOCAL_MEMORY_SHARE`] of this machine.
 pub fn local_budget(profile: &Profile, memory_gib: f64) -> Result<(), String> {
-    let per_cluster = LOCAL_GIB_PER_CLUSTER + profile.load_profile.objects_per_cluster as f64 * LOCAL_GIB_PER_OBJECT;
-    let need = per_cluster * f64::from(profile.kwok.cluster_count);
+    let plan = footprint::plan(profile, Target::Local);
+    let need = plan.memory_gib();
     let have = memory_gib * LOCAL_MEMORY_SHARE;
     if need <= have {
         Ok(())
     } else {
-        let fits = (have / per_cluster).floor();
+        let per_cluster = plan.cluster.memory_bytes as f64 / f64::from(1u32 << 30);
+        let fits = footprint::clusters_within(profile, Target::Local, have);
         Err(format!(
-            "profile {} needs ~{need:.0} GiB for {} simulated clusters locally ({per_cluster:.2} GiB each), this machine \
-             allows {have:.0} GiB (80% of {memory_gib:.0} GiB): at most {fits} such clusters fit; use --target kube",
+            "profile {} needs ~{need:.0} GiB for {} simulated clusters locally ({per_cluster:.2} GiB each, plus Prometheus), \
+             this machine allows {have:.0} GiB (80% of {memory_gib:.0} GiB): at most {fits} such clusters fit; use --target kube",
             profile.name, profile.kwok.cluster_count
         ))
     }
 }
 
-/// The seed's rule for a Kubernetes target: RAM GB × 5 = simulated-cluster pods.
-pub fn kube_budget(profile: &Profile, cluster_memory_gb: f64) -> Result<(), String> {
-    let max = (cluster_memory_gb * 5.0).floor();
-    if f64::from(profile.kwok.cluster_count) <= max {
-        Ok(())
-    } else {
-        Err(format!(
-            "profile {} asks for {} simulated clusters; a target with {cluster_memory_gb:.0} GB of RAM holds {max} (RAM GB × 5)",
-            profile.name, profile.kwok.cluster_count
-        ))
-    }
+/// The kube target's budget: the chart's requests by the same rule (the runner passes
+/// them to helm) against the Nodes' allocatable CPU and memory, summed.
+pub fn kube_budget(profile: &Profile, cluster_vcpu: f64, cluster_memory_gb: f64) -> Result<(), String> {
+    footprint::plan(profile, Target::Kube).fits(cluster_vcpu, cluster_memory_gb).map_err(|short| {
+        format!(
+            "profile {} does not fit this Kubernetes cluster ({cluster_vcpu:.1} vCPU, {cluster_memory_gb:.0} GB allocatable): \
+             it requests {short}",
+            profile.name
+        )
+    })
+}
+
+/// The footprint line and whether the run fits the target its costEstimate names (a
+/// Kubernetes cluster: the cost model prices cloud Nodes).
+pub fn fit(profile: &Profile) -> (String, Result<(), String>) {
+    let plan = footprint::plan(profile, Target::Kube);
+    let cost = &profile.cost_estimate;
+    (plan.describe(), plan.fits(cost.vcpu, cost.memory_gb))
 }
 
 /// Total memory of this machine, from /proc/meminfo.
@@ -130,21 +128,34 @@ mod tests {
     fn cloud_contexts_prompt_only_when_costly() {
         let p = profile("cloud-5m");
         let hour = estimate(&p, Duration::from_secs(3600));
-        assert!(hour.usd >= 30.0 && hour.usd <= 45.0, "{}", hour.usd);
+        assert!(hour.usd >= 300.0 && hour.usd <= 350.0, "{}", hour.usd);
         assert!(needs_confirmation(Some("arn:aws:eks:us-west-2:1:cluster/x"), &hour));
         assert!(!needs_confirmation(Some("kind-scaletest"), &hour));
         assert!(!needs_confirmation(None, &hour));
-        let minute = estimate(&p, Duration::from_secs(60));
-        assert!(!needs_confirmation(Some("gke_x"), &minute));
+        let short = estimate(&p, Duration::from_secs(30));
+        assert!(!needs_confirmation(Some("gke_x"), &short));
     }
 
     #[test]
     fn local_budget_refuses_what_does_not_fit() {
         assert!(local_budget(&profile("smoke"), 24.0).is_ok());
         assert!(local_budget(&profile("dev-5k"), 24.0).is_ok());
+        assert!(local_budget(&profile("dev-5k"), 4.0).is_err());
         let err = local_budget(&profile("homelab-500k"), 24.0).unwrap_err();
         assert!(err.contains("use --target kube"), "{err}");
-        assert!(kube_budget(&profile("homelab-500k"), 64.0).is_err());
-        assert!(kube_budget(&profile("dev-5k"), 8.0).is_ok());
+        assert!(kube_budget(&profile("homelab-500k"), 64.0, 256.0).is_err());
+        assert!(kube_budget(&profile("dev-5k"), 8.0, 16.0).is_ok());
+        let err = kube_budget(&profile("dev-5k"), 0.5, 16.0).unwrap_err();
+        assert!(err.contains("vCPU of requests"), "{err}");
+    }
+
+    /// Every shipped profile fits the target its costEstimate names, by the footprint rule.
+    #[test]
+    fn every_shipped_profile_fits_its_target() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../profiles");
+        for (path, p) in scaletest_core::profile::load_dir(&dir).unwrap() {
+            let (line, fits) = fit(&p);
+            assert!(fits.is_ok(), "{}: {:?}\n{line}", path.display(), fits);
+        }
     }
 }

@@ -122,21 +122,63 @@ pub fn tools(bin_dir: Option<&Path>) -> Result<(PathBuf, PathBuf), scaletest_clu
 }
 
 impl Kube {
-    /// Total allocatable memory of the target's Nodes, in GB (the budget rule's input).
-    pub async fn memory_gb(&self) -> Result<f64, KubeError> {
+    /// Total allocatable CPU (vCPU) and memory (GB) of the target's Nodes (the budget's input).
+    pub async fn allocatable(&self) -> Result<(f64, f64), KubeError> {
         let out = Self::check(
             "kubectl get nodes",
             self.kubectl(&[
                 "get",
                 "nodes",
                 "-o",
-                "jsonpath={range .items[*]}{.status.allocatable.memory}{\"\\n\"}{end}",
+                "jsonpath={range .items[*]}{.status.allocatable.cpu} {.status.allocatable.memory}{\"\\n\"}{end}",
             ]),
         )
         .await?;
-        let bytes: u64 = out.lines().filter_map(|q| scaletest_core::quantity::parse_memory_bytes(q.trim()).ok()).sum();
-        Ok(bytes as f64 / 1e9)
+        let (mut millis, mut bytes) = (0u64, 0u64);
+        for line in out.lines() {
+            let mut fields = line.split_whitespace();
+            millis += fields.next().and_then(|q| scaletest_core::quantity::parse_cpu_millis(q).ok()).unwrap_or(0);
+            bytes += fields.next().and_then(|q| scaletest_core::quantity::parse_memory_bytes(q).ok()).unwrap_or(0);
+        }
+        Ok((millis as f64 / 1000.0, bytes as f64 / 1e9))
     }
+}
+
+/// What the run's Prometheus keeps when it keeps only what the run reads: the runner's
+/// own queries (summary, report, saturation, load gate) besides the SLOs' metrics.
+const RUNNER_READS: &str = "scaletest_.+|up|kwok_node_count|apiserver_request_duration_seconds_bucket";
+/// The components whose targets carry what the runner reads (the harness's own).
+const HARNESS_COMPONENTS: &str = "{scaletest-cluster,load-driver,sut,node-creator,pod-shim}";
+
+/// `helm --set` values sizing the chart by the footprint rule (scaletest-core's
+/// footprint.rs): every cluster's and Prometheus's requests/limits, and past one
+/// Prometheus's series budget, only the series the run reads. The user's `--set` come
+/// after these and win.
+pub fn footprint_values(profile: &scaletest_core::profile::Profile) -> Vec<String> {
+    use scaletest_core::footprint::{self, PrometheusScrape, Resources, Target};
+    use scaletest_core::quantity::{format_cpu_millis, format_memory_bytes};
+    let plan = footprint::plan(profile, Target::Kube);
+    let resources = |key: &str, r: &Resources| {
+        vec![
+            format!("{key}.requests.cpu={}", format_cpu_millis(r.cpu_request_millis)),
+            format!("{key}.limits.cpu={}", format_cpu_millis(r.cpu_limit_millis)),
+            format!("{key}.requests.memory={}", format_memory_bytes(r.memory_bytes)),
+            format!("{key}.limits.memory={}", format_memory_bytes(r.memory_bytes)),
+        ]
+    };
+    let mut values = resources("cluster.resources", &plan.cluster);
+    values.extend(resources("prometheus.resources", &plan.prometheus));
+    if plan.scrape == PrometheusScrape::Read {
+        let slo = profile.slo_metrics();
+        let mut keep = vec![RUNNER_READS.to_string()];
+        keep.extend(slo.iter().cloned());
+        values.push(format!("prometheus.keepMetrics={}", keep.join("|")));
+        // An SLO on another component's metric needs that component's targets too.
+        if slo.iter().all(|m| m.starts_with("scaletest_")) {
+            values.push(format!("prometheus.components={HARNESS_COMPONENTS}"));
+        }
+    }
+    values
 }
 
 /// One helm release of `charts/scaletest`, and how to reach its Prometheus.
@@ -489,6 +531,28 @@ mod tests {
         ] {
             assert!(k.contains(f), "{f} missing:\n{k}");
         }
+    }
+
+    #[test]
+    fn the_chart_is_sized_by_the_footprint_rule() {
+        let profile = |name: &str| {
+            let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../profiles/{name}.yaml"));
+            scaletest_core::profile::load(&p).unwrap()
+        };
+        // dev-5k: values.yaml's defaults (crates/scaletest-cluster/tests/chart.rs checks the render).
+        let dev = footprint_values(&profile("dev-5k"));
+        for v in ["cluster.resources.requests.cpu=280m", "cluster.resources.limits.memory=1032Mi"] {
+            assert!(dev.contains(&v.to_string()), "{v} not in {dev:?}");
+        }
+        assert!(!dev.iter().any(|v| v.starts_with("prometheus.keepMetrics")), "{dev:?}");
+        // 5,000 clusters: past one Prometheus's series budget, only what the run reads.
+        let cloud = footprint_values(&profile("cloud-5m"));
+        let keep = cloud.iter().find_map(|v| v.strip_prefix("prometheus.keepMetrics=")).unwrap();
+        assert!(
+            keep.starts_with(RUNNER_READS) && keep.contains("scaletest_load_driver_binding_latency_seconds_bucket"),
+            "{keep}"
+        );
+        assert!(cloud.contains(&format!("prometheus.components={HARNESS_COMPONENTS}")), "{cloud:?}");
     }
 
     #[test]

@@ -39,6 +39,14 @@ pub async fn main(cli: Cli) -> ExitCode {
             scaletest_core::profile::load(&profile).map_err(Into::into).map(|p| {
                 let e = estimate::estimate(&p, duration.unwrap_or_else(|| p.estimate_duration()));
                 println!("{}", e.describe(&p));
+                let (line, fits) = estimate::fit(&p);
+                println!("{line}");
+                match fits {
+                    Ok(()) => {
+                        println!("fits costEstimate ({} vCPU, {} GB)", p.cost_estimate.vcpu, p.cost_estimate.memory_gb)
+                    }
+                    Err(short) => println!("does not fit costEstimate: {short}"),
+                }
             })
         }
         Command::Baseline { summary, results } => baseline::update(&summary, &results).map(|d| println!("{d:?}")),
@@ -70,7 +78,16 @@ fn validate(paths: Vec<PathBuf>) -> anyhow::Result<()> {
         };
         for f in files {
             match scaletest_core::profile::load(&f) {
-                Ok(pr) => println!("ok   {} ({})", f.display(), pr.name),
+                Ok(pr) => match estimate::fit(&pr) {
+                    (line, Ok(())) => println!("ok   {} ({}): {line}", f.display(), pr.name),
+                    (line, Err(short)) => {
+                        eprintln!(
+                            "{}: costEstimate: expected the vCPU and memory the run needs by the footprint rule, found {short}\n  {line}",
+                            f.display()
+                        );
+                        bad += 1;
+                    }
+                },
                 Err(e) => {
                     eprintln!("{e}");
                     bad += 1;

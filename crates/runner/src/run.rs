@@ -132,8 +132,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
                 crate::kube::tools(args.bin_dir.as_deref()).map_err(|e| Refusal::Missing(e.to_string()))?;
             let kube =
                 crate::kube::Kube::connect(kubectl, helm, args.context.as_deref()).await.map_err(Refusal::Kube)?;
-            let gb = kube.memory_gb().await.map_err(Refusal::Kube)?;
-            estimate::kube_budget(&profile, gb).map_err(Refusal::Budget)?;
+            let (vcpu, gb) = kube.allocatable().await.map_err(Refusal::Kube)?;
+            estimate::kube_budget(&profile, vcpu, gb).map_err(Refusal::Budget)?;
             Some(kube)
         }
         TargetKind::Local => {
@@ -191,6 +191,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let work = tempfile::Builder::new().prefix("scaletest-run-").tempdir()?;
     println!("run {run_id}: output {}", output.display());
 
+    // The chart sized by the footprint rule, then the user's --set (which win).
+    let mut chart_values = crate::kube::footprint_values(&profile);
+    chart_values.extend(args.chart_values.iter().cloned());
     let mut run = Run {
         run_id,
         profile,
@@ -199,9 +202,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         work,
         clusters: Vec::new(),
         prometheus: None,
-        kube: kube.map(|k| {
-            KubeRun::new(k, &stamp, crate::images::helm_set_strings(&args.images), args.chart_values.clone(), files)
-        }),
+        kube: kube.map(|k| KubeRun::new(k, &stamp, crate::images::helm_set_strings(&args.images), chart_values, files)),
         phases: BTreeMap::new(),
         metrics: BTreeMap::new(),
         slos: Vec::new(),

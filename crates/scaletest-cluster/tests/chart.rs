@@ -20,6 +20,7 @@ use kube::{Client, Resource, ResourceExt};
 use scaletest_cluster::binaries;
 use scaletest_cluster::testkit::{TestCluster, eventually};
 use scaletest_core::profile::{self, Profile};
+use scaletest_core::{footprint, quantity};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::Value;
@@ -215,14 +216,50 @@ async fn every_profile_renders_with_its_cluster_count() {
         assert_eq!(rule.verbs, ["get", "list", "watch"]);
         assert_eq!(rule.resources.as_deref(), Some(&["pods".to_string(), "endpoints".to_string()][..]));
 
-        // The seed's cost model.
-        let res = c.resources.as_ref().unwrap();
-        let q = |m: &Option<BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>, k: &str| {
-            m.as_ref().unwrap()[k].0.clone()
-        };
-        assert_eq!((q(&res.requests, "cpu"), q(&res.requests, "memory")), ("400m".into(), "500M".into()));
-        assert_eq!((q(&res.limits, "cpu"), q(&res.limits, "memory")), ("600m".into(), "700M".into()));
+        // values.yaml's defaults: the footprint rule for dev-5k's shape (the runner passes
+        // each profile's own), for the clusters and for Prometheus.
+        let dev5k = profile::load(Path::new(&profile_path("dev-5k"))).unwrap();
+        let rule = footprint::plan(&dev5k, footprint::Target::Kube);
+        assert_eq!(resources(c), expected(&rule.cluster), "{}: cluster.resources", p.name);
+        let prom: Deployment = one(&docs, "-prometheus");
+        let prom = &prom.spec.template.spec.as_ref().unwrap().containers[0];
+        assert_eq!(resources(prom), expected(&rule.prometheus), "{}: prometheus.resources", p.name);
     }
+}
+
+/// A container's (cpu request, memory request, cpu limit, memory limit).
+fn resources(c: &Container) -> [String; 4] {
+    let r = c.resources.as_ref().unwrap();
+    let q = |m: &Option<BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>, k: &str| {
+        m.as_ref().unwrap()[k].0.clone()
+    };
+    [q(&r.requests, "cpu"), q(&r.requests, "memory"), q(&r.limits, "cpu"), q(&r.limits, "memory")]
+}
+
+fn expected(r: &footprint::Resources) -> [String; 4] {
+    let (cpu, mem) = (quantity::format_cpu_millis, quantity::format_memory_bytes);
+    [cpu(r.cpu_request_millis), mem(r.memory_bytes), cpu(r.cpu_limit_millis), mem(r.memory_bytes)]
+}
+
+#[tokio::test]
+async fn prometheus_keeps_only_what_the_run_reads_when_told() {
+    let values = ["prometheus.keepMetrics=scaletest_.+|up", "prometheus.components={load-driver,sut}"];
+    let docs = documents(&ok(&template("ns", Some("smoke"), &values).await, "helm template keep"));
+    let prom: ConfigMap = one(&docs, "-prometheus");
+    let config: Value = serde_yaml_ng::from_str(&prom.data.as_ref().unwrap()["prometheus.yml"]).unwrap();
+    let jobs = config["scrape_configs"].as_sequence().unwrap();
+    assert!(!jobs.is_empty());
+    for job in jobs {
+        let relabel = job["relabel_configs"].as_sequence().unwrap();
+        let last = relabel.last().unwrap();
+        assert_eq!(last["source_labels"][0], "component", "{job:?}");
+        assert_eq!(last["regex"], "(load-driver|sut)", "{job:?}");
+        assert_eq!(job["metric_relabel_configs"][0]["regex"], "scaletest_.+|up", "{job:?}");
+    }
+    // By default: every target, every series.
+    let docs = documents(&ok(&template("ns", Some("smoke"), &[]).await, "helm template"));
+    let prom: ConfigMap = one(&docs, "-prometheus");
+    assert!(!prom.data.as_ref().unwrap()["prometheus.yml"].contains("metric_relabel_configs"));
 }
 
 #[tokio::test]

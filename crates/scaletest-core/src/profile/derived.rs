@@ -2,7 +2,11 @@
 
 use std::time::Duration;
 
-use super::{Profile, Slo, Sut, default_external_slos, default_slos};
+use promql_parser::label::MatchOp;
+use promql_parser::parser::{Expr, VectorSelector};
+use promql_parser::util::{ExprVisitor, walk_expr};
+
+use super::{Profile, SLO_WINDOW, Slo, Sut, default_external_slos, default_slos};
 
 impl Profile {
     /// The SLOs the run is judged by: the profile's own, else the defaults for its SUT.
@@ -12,6 +16,21 @@ impl Profile {
             (None, Sut::Reference(_)) => default_slos(),
             (None, Sut::External(_)) => default_external_slos(),
         }
+    }
+
+    /// The metric names (or `__name__` regexes) the SLOs read, for a Prometheus that keeps
+    /// only what the run reads. A query that does not parse (refused by validation) adds none.
+    pub fn slo_metrics(&self) -> Vec<String> {
+        let mut names = Names(Vec::new());
+        for slo in self.slos() {
+            let query = slo.query.replace(SLO_WINDOW, super::validate::WINDOW_WHILE_PARSING);
+            if let Ok(expr) = promql_parser::parser::parse(&query) {
+                let _ = walk_expr(&mut names, &expr);
+            }
+        }
+        names.0.sort();
+        names.0.dedup();
+        names.0
     }
 
     /// Objects across every cluster at steady state.
@@ -49,5 +68,33 @@ impl Profile {
             .hours
             .filter(|h| h.is_finite() && *h > 0.0)
             .map_or(self.durations.soak, |h| Duration::from_secs_f64(h * 3600.0))
+    }
+}
+
+/// Collects the metric names of every selector in a PromQL expression.
+struct Names(Vec<String>);
+
+impl Names {
+    fn add(&mut self, vs: &VectorSelector) {
+        self.0.extend(vs.name.clone());
+        for m in &vs.matchers.matchers {
+            match &m.op {
+                MatchOp::Equal | MatchOp::Re(_) if m.name == "__name__" => self.0.push(m.value.clone()),
+                _ => {}
+            }
+        }
+    }
+}
+
+impl ExprVisitor for Names {
+    type Error = std::convert::Infallible;
+
+    fn pre_visit(&mut self, expr: &Expr) -> Result<bool, Self::Error> {
+        match expr {
+            Expr::VectorSelector(vs) => self.add(vs),
+            Expr::MatrixSelector(ms) => self.add(&ms.vs),
+            _ => {}
+        }
+        Ok(true)
     }
 }

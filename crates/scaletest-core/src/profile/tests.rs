@@ -597,3 +597,17 @@ fn an_unparsable_slo_names_file_field_and_slo_in_one_line() {
         "profiles/t.yaml: slos[0].query: expected a PromQL expression (SLO \"myP99\"), found \"histogram_quantile(0.99, sum(rate(x[$window])) by (le)\": unclosed left parenthesis"
     );
 }
+
+#[test]
+fn slo_metrics_name_every_selector() {
+    let mut p = minimal();
+    p.slos = Some(vec![Slo {
+        query: "histogram_quantile(0.99, sum(rate(a_bucket[$window])) by (le)) + max({__name__=~\"b_.+\"}) / c_total"
+            .into(),
+        ..p.slos()[0].clone()
+    }]);
+    assert_eq!(p.slo_metrics(), ["a_bucket", "b_.+", "c_total"]);
+    // The default SLOs read the load-driver's and the reference SUT's histograms.
+    let defaults = minimal().slo_metrics();
+    assert!(defaults.iter().all(|m| m.starts_with("scaletest_")), "{defaults:?}");
+}

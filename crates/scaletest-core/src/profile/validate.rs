@@ -434,7 +434,7 @@ pub(super) fn validate_slos(slos: &[Slo]) -> Result<(), Violation> {
 
 /// What `$window` stands for while parsing: the runner puts the run's length there
 /// (`3600s`), and the parser must see a duration where the user wrote the placeholder.
-const WINDOW_WHILE_PARSING: &str = "1h";
+pub(super) const WINDOW_WHILE_PARSING: &str = "1h";
 
 /// An SLO query that parses as PromQL, so a typo is refused before a run, not after its soak.
 fn parse_query(i: usize, slo: &Slo) -> Result<(), Violation> {

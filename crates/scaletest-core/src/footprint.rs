@@ -1,0 +1,333 @@
+//! What a simulated cluster and the run's Prometheus cost, as measured: the one rule
+//! the runner's local and kube budgets, the chart's requests/limits (the runner passes
+//! them to helm; `charts/scaletest/values.yaml` holds them for dev-5k's shape, checked by
+//! a test) and the profiles' fit (`scaletest-runner validate` / `estimate`) come from.
+//! When `make bench` re-measures, update the figures in this file and nothing else.
+
+use std::time::Duration;
+
+use crate::profile::{Phase, Profile};
+
+/// Memory of one simulated cluster holding `objects` Pods: the RSS of every process of
+/// its control plane and harness, summed, mean and peak over a loaded window. RSS counts
+/// each process's mapped binary, which a Pod's memory cgroup may be charged for: the
+/// safe figure for a limit (PSS / private, lower, are what the footprint work cuts).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MemoryPoint {
+    pub objects: u64,
+    pub mean_mib: f64,
+    pub peak_mib: f64,
+}
+
+/// Measured points by object count. Between two the rule interpolates linearly, past
+/// the last it extends the last segment.
+pub const MEMORY: [MemoryPoint; 4] = [
+    // results/bench/capacity.json `idle`: 6 bare clusters side by side, rssMiBPerCluster.
+    MemoryPoint { objects: 0, mean_mib: 565.3, peak_mib: 565.3 },
+    // results/bench/overhead.json: 5 clusters x 1,000 Pods (dev-5k's shape), perCluster.rssMiB;
+    // peak: the classes' rssPeakMiB summed (runner and Prometheus left out) / 5.
+    MemoryPoint { objects: 1_000, mean_mib: 842.6, peak_mib: 937.8 },
+    // results/bench/binding.json, kube-scheduler rows: window.classes summed the same way.
+    MemoryPoint { objects: 10_000, mean_mib: 1_969.0, peak_mib: 2_805.0 },
+    MemoryPoint { objects: 50_000, mean_mib: 4_369.0, peak_mib: 6_373.0 },
+];
+
+/// A cluster's memory request and limit over the measured peak: the bench samples RSS
+/// every 0.5 s, and a cgroup at its limit is OOM-killed at once.
+pub const MEMORY_HEADROOM: f64 = 1.1;
+
+/// Idle CPU of one cluster (results/bench/capacity.json `idle.vcpuPerCluster`).
+pub const IDLE_VCPU: f64 = 0.0253;
+
+/// CPU seconds a cluster's processes spend per Pod created (the create, its binding,
+/// kwok's status writes, five watchers' copies). results/bench/overhead.json: 60.6 CPU s
+/// per cluster over its 267.7 s window, less idle (6.8), for ~1,200 Pods (1,000 ramped,
+/// 5 % replaced every 30 s in the 2 m steady phase). The binding bench agrees: 41 ms per
+/// Pod at 50,000 (kube-scheduler), 68 ms at 10,000 with preemption's retries. ConfigMaps
+/// cost less; the rule prices every object as a Pod.
+pub const CPU_SECONDS_PER_POD: f64 = 0.045;
+
+/// Series one simulated cluster puts in Prometheus: a 2 x 1,000-Pod run of dev-5k's shape on
+/// 2026-12-01 (results/20261201-014335-prom-2x1k/prometheus-series.json: its snapshot replayed,
+/// `count by (cluster, component) ({__name__=~".+"})` at its last sample), cluster-0:
+/// kube-apiserver 26,678, kube-controller-manager 3,798, kube-scheduler 3,262, kine 310,
+/// load-driver 108, sut 74, kwok 53, node-creator 27, supervisor 15 (each figure includes
+/// the 5 series Prometheus adds per target: `up` and `scrape_*`).
+pub const SERIES_PER_CLUSTER: u64 = 34_325;
+/// Of those, kube-apiserver's: the kube target does not scrape it (its /metrics needs the
+/// cluster's client certificate, which stays in the Pod).
+pub const SERIES_APISERVER: u64 = 26_678;
+/// What a Prometheus keeping only what the run reads holds per cluster: the 213 series of
+/// `scaletest_.*`, `up` and `kwok_node_count` in the same run, plus `scrape_*` (4 series)
+/// for each of the 4 harness targets it still scrapes.
+pub const SERIES_READ: u64 = 213 + 4 * 4;
+/// Prometheus's RSS: a base plus a share per head series, through two measured peaks:
+/// 382 MB (364 MiB) at 68,611 series (the same run: process_resident_memory_bytes and
+/// prometheus_tsdb_head_series sampled every 10 s, results/20261201-014335-prom-2x1k/
+/// prometheus-self.txt; its peak is the end of the run, answering the runner's report
+/// queries) and 578.2 MiB for 5 clusters (results/bench/overhead.json `prometheus`
+/// rssPeakMiB; 5 x the 34,325 series per cluster above): 2.13 KiB per series, 222 MiB base.
+pub const PROMETHEUS_BASE_MIB: f64 = 222.0;
+pub const PROMETHEUS_BYTES_PER_SERIES: f64 = 2.13 * 1024.0;
+/// Prometheus's CPU seconds per sample ingested, the runner's queries included: 8.7 CPU s
+/// for 3.11 million samples over the same run (process_cpu_seconds_total,
+/// prometheus_tsdb_head_samples_appended_total).
+pub const PROMETHEUS_CPU_SECONDS_PER_SAMPLE: f64 = 2.8e-6;
+/// Prometheus's request/limit over the measured figures: head compaction (every 2 h) and
+/// the runner's range queries for the report come on top of ingestion.
+pub const PROMETHEUS_HEADROOM: f64 = 2.0;
+/// The most series the rule plans for one Prometheus: ~4.3 GiB RSS and 400,000 samples/s
+/// (~2.2 vCPU) by the figures above, a cap the rule chooses, not one measured (the
+/// figures come from at most 171,625 series).
+/// Past it a kube run keeps only the series the run reads ([`PrometheusScrape::Read`]).
+pub const PROMETHEUS_MAX_SERIES: u64 = 2_000_000;
+/// Scrape interval of both targets (the runner's local Prometheus and the chart's).
+pub const SCRAPE_INTERVAL: Duration = Duration::from_secs(5);
+/// Floors: a Prometheus or a cluster never gets less than these, whatever the arithmetic.
+const PROMETHEUS_MIN_MEMORY_MIB: f64 = 512.0;
+const PROMETHEUS_MIN_MILLIS: u64 = 100;
+const PROMETHEUS_LIMIT_MILLIS: u64 = 1000;
+
+/// Where a run goes: the local target scrapes kube-apiserver, the kube target does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Local,
+    Kube,
+}
+
+/// What the run's Prometheus scrapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrometheusScrape {
+    /// Every component's every series (a replayable TSDB of the whole control plane).
+    Everything,
+    /// Only the harness's components and the series the runner and the SLOs read.
+    Read,
+}
+
+/// Requests and limits of one container, in the units Kubernetes takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resources {
+    pub cpu_request_millis: u64,
+    pub cpu_limit_millis: u64,
+    /// Request and limit alike: memory cannot be throttled, only killed.
+    pub memory_bytes: u64,
+}
+
+/// The whole run by the rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub clusters: u32,
+    pub objects_per_cluster: u64,
+    /// Pods created per second per cluster: over the run, and at its fastest phase.
+    pub mean_rate: f64,
+    pub peak_rate: f64,
+    pub cluster: Resources,
+    pub series: u64,
+    pub scrape: PrometheusScrape,
+    pub prometheus: Resources,
+}
+
+impl Plan {
+    /// vCPU the run requests (every cluster plus Prometheus).
+    pub fn vcpu(&self) -> f64 {
+        (u64::from(self.clusters) * self.cluster.cpu_request_millis + self.prometheus.cpu_request_millis) as f64
+            / 1000.0
+    }
+
+    /// vCPU every cluster asks for at its fastest phase at once, plus Prometheus.
+    pub fn peak_vcpu(&self) -> f64 {
+        (u64::from(self.clusters) * self.cluster.cpu_limit_millis + self.prometheus.cpu_request_millis) as f64 / 1000.0
+    }
+
+    /// Memory (GiB) the run requests.
+    pub fn memory_gib(&self) -> f64 {
+        (u64::from(self.clusters) * self.cluster.memory_bytes + self.prometheus.memory_bytes) as f64
+            / f64::from(1u32 << 30)
+    }
+
+    /// One line for `estimate` and `validate`.
+    pub fn describe(&self) -> String {
+        let mib = |b: u64| b >> 20;
+        format!(
+            "footprint (crates/scaletest-core/src/footprint.rs): per cluster {}m CPU ({:.1} Pods/s over the run; {}m at {:.1} Pods/s), {} MiB; \
+             Prometheus {}m / {} MiB for {} series ({}); in all {:.1} vCPU ({:.1} with every cluster at its fastest phase), {:.1} GiB",
+            self.cluster.cpu_request_millis,
+            self.mean_rate,
+            self.cluster.cpu_limit_millis,
+            self.peak_rate,
+            mib(self.cluster.memory_bytes),
+            self.prometheus.cpu_request_millis,
+            mib(self.prometheus.memory_bytes),
+            self.series,
+            match self.scrape {
+                PrometheusScrape::Everything => "every component",
+                PrometheusScrape::Read => "only what the run reads",
+            },
+            self.vcpu(),
+            self.peak_vcpu(),
+            self.memory_gib(),
+        )
+    }
+
+    /// Whether the run fits `vcpu` / `memory_gb` (GB, as costEstimate and Nodes state it).
+    pub fn fits(&self, vcpu: f64, memory_gb: f64) -> Result<(), String> {
+        let gib = memory_gb * 1e9 / f64::from(1u32 << 30);
+        let mut short = Vec::new();
+        if self.vcpu() > vcpu {
+            short.push(format!("{:.1} vCPU of requests, {vcpu} vCPU there", self.vcpu()));
+        }
+        if self.memory_gib() > gib {
+            short.push(format!("{:.1} GiB of memory, {gib:.1} GiB ({memory_gb} GB) there", self.memory_gib()));
+        }
+        if short.is_empty() { Ok(()) } else { Err(short.join("; ")) }
+    }
+}
+
+/// The most clusters of `profile`'s shape whose plan on `target` needs at most `gib`.
+pub fn clusters_within(profile: &Profile, target: Target, gib: f64) -> u32 {
+    let mut p = profile.clone();
+    let (mut lo, mut hi) = (0u32, profile.kwok.cluster_count);
+    // Memory grows with the cluster count: bisect for the last count that fits.
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        p.kwok.cluster_count = mid;
+        if plan(&p, target).memory_gib() <= gib { lo = mid } else { hi = mid - 1 }
+    }
+    lo
+}
+
+/// Memory (MiB) of one cluster holding `objects`, by `point`'s field, from [`MEMORY`].
+fn interpolate(objects: u64, field: fn(&MemoryPoint) -> f64) -> f64 {
+    let segment = MEMORY.windows(2).find(|w| objects <= w[1].objects).unwrap_or(&MEMORY[MEMORY.len() - 2..]);
+    let (a, b) = (&segment[0], &segment[1]);
+    let slope = (field(b) - field(a)) / (b.objects - a.objects) as f64;
+    field(a) + slope * (objects as f64 - a.objects as f64)
+}
+
+fn millis(vcpu: f64) -> u64 {
+    // Whole 10m steps, rounded up.
+    ((vcpu * 100.0).ceil() as u64) * 10
+}
+
+fn mib_bytes(mib: f64) -> u64 {
+    (mib.ceil() as u64) << 20
+}
+
+/// One cluster's resources at `objects` Pods, created at `mean_rate` / `peak_rate` per second.
+pub fn cluster(objects: u64, mean_rate: f64, peak_rate: f64) -> Resources {
+    Resources {
+        cpu_request_millis: millis(IDLE_VCPU + CPU_SECONDS_PER_POD * mean_rate),
+        cpu_limit_millis: millis(IDLE_VCPU + CPU_SECONDS_PER_POD * peak_rate.max(mean_rate)),
+        memory_bytes: mib_bytes(interpolate(objects, |p| p.peak_mib) * MEMORY_HEADROOM),
+    }
+}
+
+/// Prometheus's resources for `series` head series scraped every [`SCRAPE_INTERVAL`].
+pub fn prometheus(series: u64) -> Resources {
+    let samples_per_second = series as f64 / SCRAPE_INTERVAL.as_secs_f64();
+    let cpu =
+        millis(samples_per_second * PROMETHEUS_CPU_SECONDS_PER_SAMPLE * PROMETHEUS_HEADROOM).max(PROMETHEUS_MIN_MILLIS);
+    let memory = ((PROMETHEUS_BASE_MIB + series as f64 * PROMETHEUS_BYTES_PER_SERIES / f64::from(1u32 << 20))
+        * PROMETHEUS_HEADROOM)
+        .max(PROMETHEUS_MIN_MEMORY_MIB);
+    // Its limit leaves room for the runner's bursts of range queries (report, snapshot).
+    Resources {
+        cpu_request_millis: cpu,
+        cpu_limit_millis: cpu.max(PROMETHEUS_LIMIT_MILLIS),
+        memory_bytes: mib_bytes(memory),
+    }
+}
+
+/// Pods created per second per cluster: (over the whole load, at its fastest phase).
+pub fn creation_rates(profile: &Profile) -> (f64, f64) {
+    let load = &profile.load_profile;
+    let objects = load.objects_per_cluster as f64;
+    let (mut created, mut seconds, mut peak) = (0.0_f64, 0.0_f64, 0.0_f64);
+    for phase in &load.phases {
+        // (Pods created, seconds the phase lasts) per cluster; qps caps a ramp and a burst.
+        let (n, secs) = match phase {
+            Phase::Ramp(r) => (objects, objects / r.rate.min(load.qps)),
+            Phase::Burst(b) => (b.count as f64, b.count as f64 / load.qps),
+            Phase::Steady(s) => {
+                let cycles = s.duration.as_secs_f64() / s.churn_interval.as_secs_f64().max(1.0);
+                (objects * s.churn_percent / 100.0 * cycles, s.duration.as_secs_f64())
+            }
+        };
+        created += n;
+        seconds += secs;
+        if secs > 0.0 {
+            peak = peak.max(n / secs);
+        }
+    }
+    let mean = if seconds > 0.0 { created / seconds } else { 0.0 };
+    (mean, peak)
+}
+
+/// The run by the rule, on `target`.
+pub fn plan(profile: &Profile, target: Target) -> Plan {
+    let (mean_rate, peak_rate) = creation_rates(profile);
+    let clusters = profile.kwok.cluster_count;
+    let every = match target {
+        Target::Local => SERIES_PER_CLUSTER,
+        Target::Kube => SERIES_PER_CLUSTER - SERIES_APISERVER,
+    };
+    let (scrape, per_cluster) = if target == Target::Kube && every * u64::from(clusters) > PROMETHEUS_MAX_SERIES {
+        (PrometheusScrape::Read, SERIES_READ)
+    } else {
+        (PrometheusScrape::Everything, every)
+    };
+    let series = per_cluster * u64::from(clusters);
+    Plan {
+        clusters,
+        objects_per_cluster: profile.load_profile.objects_per_cluster,
+        mean_rate,
+        peak_rate,
+        cluster: cluster(profile.load_profile.objects_per_cluster, mean_rate, peak_rate),
+        series,
+        scrape,
+        prometheus: prometheus(series),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_follows_the_measured_points() {
+        assert_eq!(interpolate(0, |p| p.peak_mib), 565.3);
+        assert!((interpolate(1_000, |p| p.peak_mib) - 937.8).abs() < 1e-9);
+        let half = interpolate(500, |p| p.mean_mib);
+        assert!((half - (565.3 + 842.6) / 2.0).abs() < 1e-9, "{half}");
+        // Past the last point: the last segment extended.
+        let beyond = interpolate(90_000, |p| p.peak_mib);
+        assert!((beyond - (6_373.0 + (6_373.0 - 2_805.0))).abs() < 1e-6, "{beyond}");
+    }
+
+    #[test]
+    fn a_limit_never_sits_below_a_measured_peak() {
+        for p in MEMORY {
+            let r = cluster(p.objects, 10.0, 10.0);
+            assert!(r.memory_bytes as f64 >= p.peak_mib * f64::from(1u32 << 20) * MEMORY_HEADROOM);
+        }
+        // The chart's old 700M limit against the measured 1,000-Pod cluster.
+        assert!(cluster(1_000, 0.0, 0.0).memory_bytes > 843 << 20);
+    }
+
+    #[test]
+    fn cpu_grows_with_the_creation_rate() {
+        let idle = cluster(1_000, 0.0, 0.0);
+        assert_eq!(idle.cpu_request_millis, 30);
+        let ramp = cluster(1_000, 5.0, 50.0);
+        assert_eq!(ramp.cpu_request_millis, millis(0.0253 + 0.225));
+        assert_eq!(ramp.cpu_limit_millis, millis(0.0253 + 2.25));
+    }
+
+    #[test]
+    fn prometheus_has_floors_and_grows_with_series() {
+        assert_eq!(prometheus(0).memory_bytes, 512 << 20);
+        assert_eq!(prometheus(0).cpu_request_millis, 100);
+        let big = prometheus(1_000_000);
+        assert!(big.memory_bytes > 4 << 30, "{}", big.memory_bytes);
+    }
+}
