@@ -9,6 +9,7 @@ use scaletest_core::constants::{KWOK_NODE_ANNOTATION, KWOK_NODE_ANNOTATION_VALUE
 use scaletest_core::endpoints::{MetricsTarget, TlsTarget};
 
 use crate::config::{ApiserverLimits, SchedulerMode};
+use crate::lean::Lean;
 use crate::pki::Pki;
 use crate::ports::Ports;
 
@@ -54,6 +55,8 @@ pub struct Layout {
     pub advertise_address: String,
     pub scheduler: SchedulerMode,
     pub apiserver_limits: ApiserverLimits,
+    /// `harness.controlPlane: lean`: only these API groups and controllers. None: all of them.
+    pub lean: Option<Lean>,
 }
 
 impl Layout {
@@ -196,6 +199,11 @@ pub fn kube_apiserver(l: &Layout, program: &Path) -> Component {
     ];
     // What kwokctl does for scale runs, when the profile asks: no inflight caps, no APF.
     args.extend(l.apiserver_limits.apiserver_flags().iter().map(|f| f.to_string()));
+    if let Some(lean) = &l.lean {
+        // Each group version served costs memory whether used or not: its storage, watch
+        // cache, OpenAPI and discovery documents.
+        args.push(flag("runtime-config", lean.runtime_config()));
+    }
     Component {
         name: "kube-apiserver",
         program: program.into(),
@@ -252,6 +260,10 @@ pub fn kube_controller_manager(l: &Layout, program: &Path) -> Component {
         // the binding-latency path: tick every second, not every five.
         flag("node-monitor-period", "1s"),
     ];
+    if let Some(lean) = &l.lean {
+        // Every controller runs its informers (and the groups it lists must be served).
+        args.push(flag("controllers", lean.controllers_flag()));
+    }
     args.extend(secure_serving(l, l.ports.controller_manager, "controller-manager"));
     Component {
         name: "kube-controller-manager",
@@ -372,6 +384,7 @@ mod tests {
             advertise_address: "127.0.0.1".into(),
             scheduler,
             apiserver_limits: ApiserverLimits::Default,
+            lean: None,
         }
     }
 
@@ -399,6 +412,22 @@ mod tests {
         l.apiserver_limits = ApiserverLimits::Unlimited;
         let a = kube_apiserver(&l, Path::new("/bin/x"));
         assert!(a.args.contains(&"--max-requests-inflight=0".to_string()));
+    }
+
+    #[test]
+    fn a_lean_cluster_serves_and_runs_only_what_it_derived() {
+        let mut l = layout(SchedulerMode::KubeScheduler);
+        let full = (kube_apiserver(&l, Path::new("/bin/x")), kube_controller_manager(&l, Path::new("/bin/x")));
+        assert!(!full.0.args.iter().any(|a| a.starts_with("--runtime-config")));
+        assert!(!full.1.args.iter().any(|a| a.starts_with("--controllers")));
+        l.lean = Some(Lean::for_objects([("apps/v1", "Deployment")], true));
+        let a = kube_apiserver(&l, Path::new("/bin/x")).args;
+        assert!(
+            a.iter().any(|f| f.starts_with("--runtime-config=api/all=false,") && f.contains("apps/v1=true")),
+            "{a:?}"
+        );
+        let c = kube_controller_manager(&l, Path::new("/bin/x")).args;
+        assert!(c.iter().any(|f| f.starts_with("--controllers=") && f.contains("deployment-controller")), "{c:?}");
     }
 
     #[test]

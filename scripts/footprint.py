@@ -1,0 +1,371 @@
+#!/usr/bin/env python3
+"""What one simulated cluster costs, per component, and what each footprint lever saves (issue 14).
+
+For each lever (baseline first), starts N bare clusters side by side (`scaletest-cluster`, no
+profile: the control plane plus node-creator), lets them settle, and measures every process
+over the same window: RSS, PSS and private memory (/proc/<pid>/smaps_rollup, averaged over
+the window's samples) and CPU (utime + stime over the window). MemAvailable is read before
+the first cluster starts and with all of them up: its drop per cluster is what an added
+cluster really takes from the machine (shared pages and the kernel's own included). Then,
+with --pods, cluster 0 gets that many Pods on fake Nodes and is measured again once every
+Pod is Running ("loaded").
+
+A lever is applied without rebuilding anything: --bin-dir points at a directory of wrappers
+that exec the pinned binary with the supervisor's arguments plus the lever's (pflag: the
+last occurrence of a scalar flag wins) and the lever's environment. So a lever's figures
+are the supervisor's defaults plus that one change, whatever the defaults are today.
+
+  scripts/footprint.py [--clusters 2] [--pods 1000] [--lever baseline,gogc ...]
+                       [--out results/bench/footprint.json]
+
+Hold the machine-wide lock while measuring: flock /tmp/scaletest-heavy.lock scripts/footprint.py
+"""
+import argparse
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = Path(os.environ.get("SCALETEST_TARGET_DIR", ROOT / "target/release"))
+CLK = os.sysconf("SC_CLK_TCK")
+
+COMPONENTS = {"kube-apiserver": "apiserver", "kine": "kine", "kube-scheduler": "kube-scheduler",
+              "kube-controller-manager": "controller-manager", "kwok": "kwok",
+              "scaletest-node-creator": "node-creator", "scaletest-pod-shim": "pod-shim",
+              "scaletest-cluster": "supervisor"}
+UPSTREAM = ["kine", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl"]
+
+# The API groups a simulated cluster serves with `apiGroups: minimal` (see
+# crates/scaletest-cluster/src/components.rs, MINIMAL_API_GROUPS, for why each is there).
+MINIMAL_GROUPS = ["v1", "apiextensions.k8s.io/v1", "apiregistration.k8s.io/v1", "apps/v1",
+                  "authentication.k8s.io/v1", "authorization.k8s.io/v1", "coordination.k8s.io/v1",
+                  "events.k8s.io/v1", "flowcontrol.apiserver.k8s.io/v1", "rbac.authorization.k8s.io/v1",
+                  "scheduling.k8s.io/v1", "admissionregistration.k8s.io/v1", "networking.k8s.io/v1",
+                  "policy/v1", "storage.k8s.io/v1", "resource.k8s.io/v1", "node.k8s.io/v1",
+                  "discovery.k8s.io/v1", "certificates.k8s.io/v1"]
+
+# kube-controller-manager's controllers for the chain: the ones its objects need.
+CHAIN_CONTROLLERS = ["garbage-collector-controller", "namespace-controller", "node-lifecycle-controller",
+                     "taint-eviction-controller", "pod-garbage-collector-controller", "serviceaccount-controller",
+                     "replicaset-controller", "deployment-controller"]
+
+# Built-in resources no component of a simulated cluster needs served from a watch cache:
+# nothing on the measured path reads them, and the few watches on them (the garbage
+# collector's metadata informers, kube-scheduler's volume and DRA informers, the RBAC and
+# admission informers) can be served by kine. CRDs are not covered by the flag.
+COLD_RESOURCES = ["secrets", "limitranges", "resourcequotas", "podtemplates", "replicationcontrollers", "services",
+                  "endpoints", "persistentvolumes", "persistentvolumeclaims", "controllerrevisions.apps",
+                  "statefulsets.apps", "daemonsets.apps", "cronjobs.batch", "jobs.batch",
+                  "horizontalpodautoscalers.autoscaling", "certificatesigningrequests.certificates.k8s.io",
+                  "csidrivers.storage.k8s.io", "csinodes.storage.k8s.io", "csistoragecapacities.storage.k8s.io",
+                  "storageclasses.storage.k8s.io", "volumeattachments.storage.k8s.io",
+                  "volumeattributesclasses.storage.k8s.io", "poddisruptionbudgets.policy",
+                  "priorityclasses.scheduling.k8s.io", "runtimeclasses.node.k8s.io", "ingresses.networking.k8s.io",
+                  "ingressclasses.networking.k8s.io", "networkpolicies.networking.k8s.io",
+                  "ipaddresses.networking.k8s.io", "servicecidrs.networking.k8s.io", "endpointslices.discovery.k8s.io",
+                  "roles.rbac.authorization.k8s.io", "rolebindings.rbac.authorization.k8s.io",
+                  "clusterroles.rbac.authorization.k8s.io", "clusterrolebindings.rbac.authorization.k8s.io",
+                  "flowschemas.flowcontrol.apiserver.k8s.io", "prioritylevelconfigurations.flowcontrol.apiserver.k8s.io",
+                  "mutatingwebhookconfigurations.admissionregistration.k8s.io",
+                  "validatingwebhookconfigurations.admissionregistration.k8s.io",
+                  "validatingadmissionpolicies.admissionregistration.k8s.io",
+                  "validatingadmissionpolicybindings.admissionregistration.k8s.io",
+                  "resourceclaims.resource.k8s.io", "resourceclaimtemplates.resource.k8s.io",
+                  "resourceslices.resource.k8s.io", "deviceclasses.resource.k8s.io",
+                  "apiservices.apiregistration.k8s.io"]
+
+GO_PROGRAMS = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kine", "kwok"]
+CONTROLLERS = {"kube-controller-manager": {"args": ["--controllers=" + ",".join(CHAIN_CONTROLLERS)]}}
+
+# name -> {program: {"args": [...], "env": {...}}}; one change each ("apiGroups" takes the
+# controllers with it: the others' informers would list groups no longer served), then "all".
+LEVERS = {
+    "baseline": {},
+    "controllers": CONTROLLERS,
+    "apiGroups": {"kube-apiserver": {"args": ["--runtime-config=api/all=false," +
+                                              ",".join(f"{g}=true" for g in MINIMAL_GROUPS)]}, **CONTROLLERS},
+    "watchCache": {"kube-apiserver": {"args": ["--watch-cache-sizes=" + ",".join(f"{r}#0" for r in COLD_RESOURCES)]}},
+    "admission": {"kube-apiserver": {"args": ["--disable-admission-plugins=PodSecurity,LimitRanger,ResourceQuota,"
+                                              "DefaultStorageClass,StorageObjectInUseProtection,"
+                                              "PersistentVolumeClaimResize,RuntimeClass,CertificateApproval,"
+                                              "CertificateSigning,ClusterTrustBundleAttest,"
+                                              "CertificateSubjectRestriction,DefaultIngressClass,"
+                                              "PodTopologyLabels,MutatingAdmissionPolicy,MutatingAdmissionWebhook,"
+                                              "ValidatingAdmissionPolicy,ValidatingAdmissionWebhook"]}},
+    "gogc": {p: {"env": {"GOGC": "50"}} for p in GO_PROGRAMS},
+    "gogc25": {p: {"env": {"GOGC": "25"}} for p in GO_PROGRAMS},
+    # What the supervisor adopted (harness.controlPlane: lean), for before/after.
+    "lean": {"scaletest-cluster": {"args": ["--control-plane", "lean"]}},
+}
+
+
+def log(msg):
+    print(f"[footprint {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def bin_dir():
+    d = subprocess.run([str(ROOT / "scripts/upstream.sh"), "bin-dir"], capture_output=True, text=True).stdout.strip()
+    for name in UPSTREAM:
+        if not (Path(d) / name).exists():
+            sys.exit(f"{Path(d) / name} missing: run `make upstream` first")
+    return Path(d)
+
+
+def wrappers(dest, real, lever):
+    """A --bin-dir whose binaries are the pinned ones plus the lever's arguments and environment."""
+    dest.mkdir(parents=True)
+    for name in UPSTREAM:
+        change = lever.get(name)
+        if not change:
+            (dest / name).symlink_to(real / name)
+            continue
+        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in change.get("env", {}).items())
+        args = " ".join(shlex.quote(a) for a in change.get("args", []))
+        (dest / name).write_text(f'#!/bin/sh\nexec env {env} {real / name} "$@" {args}\n')
+        (dest / name).chmod(0o755)
+    return dest
+
+
+def meminfo():
+    return {l.split(":")[0]: int(l.split()[1]) * 1024 for l in Path("/proc/meminfo").read_text().splitlines()}
+
+
+def tree(root):
+    """Every live descendant of root (root included): pid -> component name."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                s = Path(f"/proc/{d}/stat").read_text()
+                children.setdefault(int(s[s.rindex(")") + 2:].split()[1]), []).append(int(d))
+            except (OSError, ValueError, IndexError):
+                pass
+    out, todo = {}, [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            exe = os.path.basename(os.readlink(f"/proc/{pid}/exe")).removesuffix(" (deleted)")
+        except OSError:
+            continue
+        out[pid] = COMPONENTS.get(exe, exe)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def cpu_seconds(pid):
+    s = Path(f"/proc/{pid}/stat").read_text()
+    f = s[s.rindex(")") + 2:].split()
+    return (int(f[11]) + int(f[12])) / CLK
+
+
+def smaps(pid):
+    """(rss, pss, private) bytes of pid."""
+    v = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        k, rest = line.split(":", 1)
+        v[k] = int(rest.split()[0]) * 1024
+    return v["Rss"], v["Pss"], v["Private_Clean"] + v["Private_Dirty"]
+
+
+def measure(roots, seconds, samples=4):
+    """Per component, summed over the clusters under `roots` and divided by their count:
+    mean RSS/PSS/private over `samples` samples and CPU over `seconds`."""
+    procs = {}
+    for r in roots:
+        procs.update(tree(r))
+    cpu0 = {}
+    for pid in procs:
+        try:
+            cpu0[pid] = cpu_seconds(pid)
+        except OSError:
+            pass
+    mem = {}
+    t0 = time.monotonic()
+    for i in range(samples):
+        time.sleep(seconds / samples)
+        for pid, comp in procs.items():
+            try:
+                r, p, pr = smaps(pid)
+            except OSError:
+                continue
+            m = mem.setdefault(comp, [0, 0, 0])
+            m[0] += r / samples
+            m[1] += p / samples
+            m[2] += pr / samples
+    secs = time.monotonic() - t0
+    cpu, gone = {}, []
+    for pid, comp in procs.items():
+        try:
+            cpu[comp] = cpu.get(comp, 0.0) + cpu_seconds(pid) - cpu0.get(pid, 0.0)
+        except OSError:
+            gone.append(comp)
+    n = len(roots)
+    mib = 2**20
+    out = {comp: {"rssMiB": round(m[0] / n / mib, 1), "pssMiB": round(m[1] / n / mib, 1),
+                  "privateMiB": round(m[2] / n / mib, 1), "mvcpu": round(1000 * cpu.get(comp, 0.0) / secs / n, 1)}
+           for comp, m in sorted(mem.items())}
+    out["total"] = {k: round(sum(v[k] for v in out.values()), 1) for k in ["rssMiB", "pssMiB", "privateMiB", "mvcpu"]}
+    return {"seconds": round(secs, 1), "exited": gone, "perCluster": out}
+
+
+class Cluster:
+    def __init__(self, tmp, name, bins, groups, args=()):
+        self.data = Path(tmp) / name
+        self.data.mkdir(parents=True)
+        self.log = Path(tmp) / f"{name}.log"
+        with open(self.log, "ab") as f:
+            self.proc = subprocess.Popen([str(TARGET / "scaletest-cluster"), "--name", name, "--data-dir",
+                                          str(self.data), "--bin-dir", str(bins), *args],
+                                         stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+        groups.add(self.proc.pid)
+        self.groups = groups
+
+    def wait_ready(self, timeout=600):
+        ep = self.data / "endpoints.json"
+        deadline = time.monotonic() + timeout
+        while not ep.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-15:])
+                raise RuntimeError(f"{self.data.name} did not start:\n{tail}")
+            time.sleep(0.2)
+        self.endpoints = json.loads(ep.read_text())
+        self.kubeconfig = self.endpoints["kubeconfig"]
+
+    def kubectl(self, *args, stdin=None, check=True):
+        r = subprocess.run([str(BIN / "kubectl"), "--kubeconfig", self.kubeconfig, *args], input=stdin,
+                           capture_output=True, text=True, timeout=600)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(args[:3])}: {r.stderr.strip()[:500]}")
+        return r
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=10)
+        self.groups.discard(self.proc.pid)
+
+
+def load(c, pods, density=100):
+    """`pods` Pods (100m each) on enough fake Nodes made by node-creator; waits until all Run."""
+    nodes = -(-pods // density)
+    items = [{"apiVersion": "scaletest.dev/v1alpha1", "kind": "UpcomingNode", "metadata": {"name": f"fp-{i:04d}"},
+              "spec": {"allocatable": {"cpu": str(density // 10), "memory": f"{density * 128}Mi",
+                                       "pods": str(density)}}} for i in range(nodes)]
+    c.kubectl("create", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    for _ in range(600):
+        if c.kubectl("get", "sa", "default", check=False).returncode == 0:
+            break
+        time.sleep(0.5)
+    pod = lambda i: {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"fp-{i:05d}", "labels": {"fp": "1"}},
+                     "spec": {"containers": [{"name": "c", "image": "registry.invalid/fake",
+                                              "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}]}}
+    for start in range(0, pods, 200):
+        items = [pod(i) for i in range(start, min(start + 200, pods))]
+        c.kubectl("create", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    deadline = time.monotonic() + 900
+    while True:
+        phases = c.kubectl("get", "pods", "-l", "fp=1", "-o", "jsonpath={.items[*].status.phase}").stdout.split()
+        running = phases.count("Running")
+        if running >= pods:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {running} of {pods} Pods Running after 900 s")
+        time.sleep(3)
+
+
+def go_heap(c):
+    """The apiserver's live heap and goroutines (its own /metrics)."""
+    text = c.kubectl("get", "--raw", "/metrics").stdout
+    val = lambda name: next((float(l.split()[-1]) for l in text.splitlines() if l.startswith(name + " ")), None)
+    mib = lambda name: round(val(name) / 2**20, 1) if val(name) is not None else None
+    # The next GC's target is the live heap after the last GC times (1 + GOGC/100).
+    return {"heapAllocMiB": mib("go_memstats_heap_alloc_bytes"), "nextGcMiB": mib("go_memstats_next_gc_bytes"),
+            "goroutines": val("go_goroutines")}
+
+
+def one_lever(name, lever, n, pods, settle, window):
+    groups = set()
+    with tempfile.TemporaryDirectory(prefix="scaletest-footprint-") as tmp:
+        bins = wrappers(Path(tmp) / "bin", BIN, lever)
+        before = meminfo()["MemAvailable"]
+        clusters = []
+        try:
+            for i in range(n):
+                clusters.append(Cluster(tmp, f"fp-{i}", bins, groups, lever.get("scaletest-cluster", {}).get("args", [])))
+                clusters[-1].wait_ready()
+                log(f"{name}: cluster {i + 1}/{n} ready")
+            time.sleep(settle)
+            after = meminfo()["MemAvailable"]
+            res = {"lever": name, "change": lever, "clusters": n,
+                   "memAvailableDropMiBPerCluster": round((before - after) / n / 2**20, 1),
+                   "idle": measure([c.proc.pid for c in clusters], window), "idleApiserver": go_heap(clusters[0])}
+            log(f"{name}: idle {res['idle']['perCluster']['total']}, "
+                f"MemAvailable -{res['memAvailableDropMiBPerCluster']} MiB/cluster")
+            if pods:
+                t0 = time.monotonic()
+                load(clusters[0], pods)
+                res["loadSeconds"] = round(time.monotonic() - t0, 1)
+                time.sleep(settle)
+                res["loaded"] = measure([clusters[0].proc.pid], window)
+                res["loadedApiserver"] = go_heap(clusters[0])
+                res["pods"] = pods
+                log(f"{name}: loaded {res['loaded']['perCluster']['total']}")
+            res["restarts"] = sum(c.log.read_text(errors="replace").count("restarting") for c in clusters)
+            return res
+        finally:
+            for c in clusters:
+                c.stop()
+
+
+def main():
+    global BIN
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clusters", type=int, default=2)
+    ap.add_argument("--pods", type=int, default=1000, help="Pods in cluster 0 for the loaded figures (0: idle only)")
+    ap.add_argument("--lever", default=",".join(LEVERS), help=f"comma-separated, of {', '.join(LEVERS)}, all")
+    ap.add_argument("--settle", type=int, default=30)
+    ap.add_argument("--window", type=int, default=60)
+    ap.add_argument("--out", type=Path, default=ROOT / "results/bench/footprint.json")
+    a = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))  # so every cluster is stopped
+    BIN = bin_dir()
+    if not (TARGET / "scaletest-cluster").exists():
+        sys.exit(f"{TARGET / 'scaletest-cluster'} missing: run `cargo build --release --workspace --bins`")
+    names = a.lever.split(",")
+    combined = {}
+    for n in names:
+        if n != "all" and n not in LEVERS:
+            sys.exit(f"--lever: unknown lever {n!r}, expected one of {', '.join(LEVERS)}, all")
+    for change in [LEVERS[n] for n in ["controllers", "apiGroups", "watchCache", "admission", "gogc"]]:
+        for prog, c in change.items():
+            m = combined.setdefault(prog, {"args": [], "env": {}})
+            m["args"] += [x for x in c.get("args", []) if x not in m["args"]]
+            m["env"].update(c.get("env", {}))
+    doc = json.loads(a.out.read_text()) if a.out.exists() else {}
+    doc.setdefault("levers", {})
+    for n in names:
+        res = one_lever(n, combined if n == "all" else LEVERS[n], a.clusters, a.pods, a.settle, a.window)
+        res["date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        res["loadAverage1m"] = round(os.getloadavg()[0], 1)
+        doc["levers"][n] = res
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps(doc, indent=1) + "\n")
+    log(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
