@@ -100,6 +100,10 @@ LEVERS = {
                                               "ValidatingAdmissionPolicy,ValidatingAdmissionWebhook"]}},
     "gogc": {p: {"env": {"GOGC": "50"}} for p in GO_PROGRAMS},
     "gogc25": {p: {"env": {"GOGC": "25"}} for p in GO_PROGRAMS},
+    # Idle loops: kine polls SQLite every second for rows it did not insert itself (there are
+    # none: it is the only writer), the apiserver counts every resource's keys every minute.
+    "idleLoops": {"kine": {"args": ["--datastore-poll-interval=5s"]},
+                  "kube-apiserver": {"args": ["--etcd-count-metric-poll-period=5m"]}},
     # What the supervisor adopted (harness.controlPlane: lean), for before/after.
     "lean": {"scaletest-cluster": {"args": ["--control-plane", "lean"]}},
 }
@@ -331,6 +335,152 @@ def one_lever(name, lever, n, pods, settle, window):
                 c.stop()
 
 
+def capacity(name, lever, n, hold, window, floor_gib):
+    """n idle clusters actually started one after another (never extrapolated), held for
+    `hold` s, then stopped all at once. Starting stops early if MemAvailable falls under
+    `floor_gib` (the machine is shared: never push it into swap or the OOM killer)."""
+    groups = set()
+    with tempfile.TemporaryDirectory(prefix="scaletest-footprint-") as tmp:
+        bins = wrappers(Path(tmp) / "bin", BIN, lever)
+        before = meminfo()["MemAvailable"]
+        clusters, res = [], {"lever": name, "change": lever, "target": n, "floorGiB": floor_gib}
+        t0 = time.monotonic()
+        try:
+            for i in range(n):
+                if meminfo()["MemAvailable"] < floor_gib * 2**30:
+                    res["stoppedStartingBecause"] = f"MemAvailable under {floor_gib} GiB after {i} clusters"
+                    log(f"capacity: {res['stoppedStartingBecause']}")
+                    break
+                clusters.append(Cluster(tmp, f"fp-{i}", bins, groups, lever.get("scaletest-cluster", {}).get("args", [])))
+                clusters[-1].wait_ready()
+                if (i + 1) % 10 == 0:
+                    log(f"capacity: {i + 1}/{n} ready, MemAvailable {meminfo()['MemAvailable'] / 2**30:.1f} GiB")
+            res["started"] = len(clusters)
+            res["startSeconds"] = round(time.monotonic() - t0, 1)
+            held = time.monotonic()
+            res["idle"] = measure([c.proc.pid for c in clusters], window)
+            after = meminfo()["MemAvailable"]
+            res["memAvailableDropMiBPerCluster"] = round((before - after) / len(clusters) / 2**20, 1)
+            res["memAvailableGiBWithAll"] = round(after / 2**30, 1)
+            while time.monotonic() - held < hold:
+                time.sleep(10)
+                dead = [c.data.name for c in clusters if c.proc.poll() is not None]
+                if dead:
+                    res["exitedDuringHold"] = dead
+                    break
+            res["heldSeconds"] = round(time.monotonic() - held)
+            res["restarts"] = sum(c.log.read_text(errors="replace").count("restarting") for c in clusters)
+            res["loadAverage1m"] = round(os.getloadavg()[0], 1)
+        finally:
+            for c in clusters:
+                if c.proc.poll() is None:
+                    c.proc.send_signal(signal.SIGTERM)
+            t1 = time.monotonic()
+            left = []
+            for c in clusters:
+                try:
+                    c.proc.wait(timeout=120)
+                    os.killpg(c.proc.pid, 0)  # anything of its process group still there?
+                    left.append(c.data.name)
+                except (subprocess.TimeoutExpired, ProcessLookupError):
+                    pass
+                c.stop()
+            res["stopSeconds"] = round(time.monotonic() - t1, 1)
+            # A supervisor's exit status is 0 after a clean SIGTERM teardown.
+            res["stoppedCleanly"] = all(c.proc.returncode == 0 for c in clusters) and not left
+            res["leftProcesses"] = left
+    res["date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return res
+
+
+# The lever whose figures are the supervisor's defaults today (the "after" of the README).
+ADOPTED = "lean"
+KEYS = ["rssMiB", "pssMiB", "privateMiB", "mvcpu"]
+
+
+def per_cluster(doc):
+    """The budget's inputs, from the adopted lever: one idle cluster and what each Pod adds
+    (loaded minus idle of the same cluster, over its Pods). For the runner's estimate."""
+    l = doc["levers"].get(ADOPTED)
+    if not l or "loaded" not in l:
+        return None
+    idle, loaded = l["idle"]["perCluster"]["total"], l["loaded"]["perCluster"]["total"]
+    return {"lever": ADOPTED, "date": l["date"], "pods": l["pods"], "idle": idle,
+            "perPod": {("mvcpu" if k == "mvcpu" else k.replace("MiB", "KiB")):
+                       round((loaded[k] - idle[k]) / l["pods"] * (1 if k == "mvcpu" else 1024), 3) for k in KEYS},
+            "memAvailableDropMiBPerCluster": (doc.get("capacity") or {}).get("memAvailableDropMiBPerCluster")}
+
+
+def markdown(doc):
+    """The footprint section of results/bench/README.md, every figure from `doc`."""
+    lv = doc["levers"]
+    base = lv.get("baseline")
+    if not base:
+        return []
+    row = lambda t: " / ".join(f"{t[k]:g}" for k in KEYS)
+    L = ["## Footprint of one simulated cluster, lever by lever", "",
+         "`scripts/footprint.py` (under `flock /tmp/scaletest-heavy.lock`): per lever, "
+         f"{base['clusters']} bare clusters side by side, every process's RSS / PSS / private "
+         "(`smaps_rollup`, mean of 4 samples) and CPU over the same window, per cluster; then cluster 0 with "
+         f"{base.get('pods', 0):,} Pods (100m each, on fake Nodes) once every Pod is Running. A lever is the "
+         "supervisor's arguments plus that one change (the `change` in [footprint.json](footprint.json)), "
+         "all other settings as in the baseline. Figures in MiB and mvCPU (thousandths of a core).", "",
+         "| lever | idle RSS / PSS / private / mvCPU | apiserver private | loaded RSS / PSS / private / mvCPU "
+         "| apiserver heap idle → loaded (next GC target) | restarts | load avg |",
+         "|---|---|---:|---|---|---:|---:|"]
+    for name, l in lv.items():
+        i = l["idle"]["perCluster"]
+        lo = l.get("loaded", {}).get("perCluster")
+        heap = lambda h: f"{h['heapAllocMiB']:g} ({h['nextGcMiB']:g})" if h and h.get("nextGcMiB") else "–"
+        L.append(f"| {name} | {row(i['total'])} | {i['apiserver']['privateMiB']:g} | "
+                 f"{row(lo['total']) if lo else '–'} | {heap(l.get('idleApiserver'))} → {heap(l.get('loadedApiserver'))} "
+                 f"| {l.get('restarts', 0)} | {l.get('loadAverage1m', '–')} |")
+    after = lv.get(ADOPTED)
+    if after:
+        L += ["", f"Per component, before (baseline, {base['date']}) and after (`{ADOPTED}`, the supervisor's "
+              f"default for the reference SUT, {after['date']}): RSS / PSS / private MiB / mvCPU.", "",
+              "| component | idle before | idle after | loaded before | loaded after |", "|---|---|---|---|---|"]
+        comps = [c for c in base["idle"]["perCluster"] if c != "total"] + ["total"]
+        for c in comps:
+            cell = lambda l, ph: row(l[ph]["perCluster"][c]) if ph in l and c in l[ph]["perCluster"] else "–"
+            L.append(f"| {c} | {cell(base, 'idle')} | {cell(after, 'idle')} | {cell(base, 'loaded')} | "
+                     f"{cell(after, 'loaded')} |")
+    k = doc.get("capacity")
+    if k:
+        t = k["idle"]["perCluster"]["total"]
+        L += ["", f"## Idle clusters actually started ({k['date']}, lever `{k['lever']}`)", "",
+              f"{k['started']} of {k['target']} clusters started ({k['startSeconds']:g} s), held "
+              f"{k['heldSeconds']} s" + (f", exited during the hold: {', '.join(k['exitedDuringHold'])}"
+                                         if k.get("exitedDuringHold") else " with every supervisor up")
+              + f", {k['restarts']} component restarts, stopped {'cleanly' if k['stoppedCleanly'] else 'NOT cleanly'} "
+              f"in {k['stopSeconds']:g} s" + (f"; starting stopped: {k['stoppedStartingBecause']}"
+                                               if k.get("stoppedStartingBecause") else "") + ".",
+              f"Per cluster with all of them up: RSS / PSS / private / mvCPU {row(t)}; MemAvailable fell "
+              f"{k['memAvailableDropMiBPerCluster']:g} MiB per cluster (to {k['memAvailableGiBWithAll']:g} GiB); "
+              f"load average {k['loadAverage1m']}."]
+    return L
+
+
+def write_markdown(doc, readme):
+    """Puts the section between markers in results/bench/README.md (kept when bench.py rewrites
+    the rest once it calls markdown() itself)."""
+    start, end = "<!-- footprint.py -->", "<!-- /footprint.py -->"
+    text = readme.read_text() if readme.exists() else ""
+    block = "\n".join([start, *markdown(doc), end])
+    if start in text and end in text:
+        text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    readme.write_text(text)
+
+
+def save(doc, out):
+    doc["perCluster"] = per_cluster(doc)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+    write_markdown(doc, out.parent / "README.md")
+
+
 def main():
     global BIN
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -340,6 +490,11 @@ def main():
     ap.add_argument("--settle", type=int, default=30)
     ap.add_argument("--window", type=int, default=60)
     ap.add_argument("--out", type=Path, default=ROOT / "results/bench/footprint.json")
+    ap.add_argument("--render", action="store_true", help="only rewrite the README section from --out")
+    ap.add_argument("--capacity", type=int, default=0,
+                    help="instead of the levers: start this many idle clusters with --lever's one lever")
+    ap.add_argument("--hold", type=int, default=600, help="--capacity: seconds every cluster must stay up")
+    ap.add_argument("--floor-gib", type=float, default=4.0, help="--capacity: stop starting under this MemAvailable")
     a = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))  # so every cluster is stopped
     BIN = bin_dir()
@@ -357,13 +512,21 @@ def main():
             m["env"].update(c.get("env", {}))
     doc = json.loads(a.out.read_text()) if a.out.exists() else {}
     doc.setdefault("levers", {})
+    if a.render:
+        return save(doc, a.out)
+    if a.capacity:
+        n = names[0]
+        doc["capacity"] = capacity(n, combined if n == "all" else LEVERS[n], a.capacity, a.hold, a.window,
+                                   a.floor_gib)
+        save(doc, a.out)
+        log(f"capacity: {json.dumps(doc['capacity'])[:600]}")
+        return
     for n in names:
         res = one_lever(n, combined if n == "all" else LEVERS[n], a.clusters, a.pods, a.settle, a.window)
         res["date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         res["loadAverage1m"] = round(os.getloadavg()[0], 1)
         doc["levers"][n] = res
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps(doc, indent=1) + "\n")
+        save(doc, a.out)
     log(f"wrote {a.out}")
 
 
