@@ -147,8 +147,8 @@ pub enum ControlPlane {
     /// Every built-in API group and kube-controller-manager controller, as a real cluster.
     Full,
     /// Only the API groups and controllers the chain and the profile's objects need; the
-    /// rest is neither served (API discovery lists less) nor run. About a third less
-    /// memory per cluster (results/bench/README.md).
+    /// rest is neither served (API discovery lists less) nor run. Less memory per cluster:
+    /// results/bench/README.md, `scripts/footprint.py`.
     Lean,
 }
 
