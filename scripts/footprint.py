@@ -361,7 +361,9 @@ def capacity(name, lever, n, hold, window, floor_gib):
                 clusters.append(Cluster(tmp, f"fp-{i}", bins, groups, lever.get("scaletest-cluster", {}).get("args", [])))
                 clusters[-1].wait_ready()
                 if (i + 1) % 10 == 0:
-                    log(f"capacity: {i + 1}/{n} ready, MemAvailable {meminfo()['MemAvailable'] / 2**30:.1f} GiB")
+                    avail = meminfo()["MemAvailable"]
+                    res.setdefault("memAvailableGiBEvery10", []).append(round(avail / 2**30, 1))
+                    log(f"capacity: {i + 1}/{n} ready, MemAvailable {avail / 2**30:.1f} GiB")
             res["started"] = len(clusters)
             res["startSeconds"] = round(time.monotonic() - t0, 1)
             held = time.monotonic()
@@ -454,7 +456,8 @@ WHY = {
     "gogc": "GOGC=50 for every Go process: the heap may grow to 1.5x the live heap instead of 2x",
     "gogc25": "GOGC=25: 1.25x",
     "idleLoops": "kine polls SQLite every 5 s instead of every second (it is the only writer: its own inserts "
-                 "notify at once), the apiserver counts each resource's keys every 5 min instead of every minute",
+                 "notify at once), the apiserver counts each resource's keys every 5 min instead of every minute "
+                 "(measured after GOGC=50 became the default: compare it with `gogc`, not the baseline)",
     "lean": "the supervisor's default for the reference SUT: `--control-plane lean` (the groups and controllers "
             "above) with GOGC=50",
     "all": "every wrapper lever above at once",
@@ -576,8 +579,12 @@ def markdown(doc):
               f"in {k['stopSeconds']:g} s" + (f"; starting stopped: {k['stoppedStartingBecause']}"
                                                if k.get("stoppedStartingBecause") else "") + ".",
               f"Per cluster with all of them up: RSS / PSS / private / mvCPU {row(t)}; MemAvailable fell "
-              f"{k['memAvailableDropMiBPerCluster']:g} MiB per cluster (to {k['memAvailableGiBWithAll']:g} GiB); "
-              f"load average {k['loadAverage1m']}."]
+              f"{k['memAvailableDropMiBPerCluster']:g} MiB per cluster (to {k['memAvailableGiBWithAll']:g} GiB, "
+              "other work on the machine moves it too)" + (
+                  f"; every 10 clusters started it read {', '.join(f'{g:g}' for g in k['memAvailableGiBEvery10'])} GiB, "
+                  f"{(k['memAvailableGiBEvery10'][0] - k['memAvailableGiBEvery10'][-1]) * 1024 / (10 * (len(k['memAvailableGiBEvery10']) - 1)):.0f} "
+                  "MiB per cluster from the 10th to the last" if len(k.get("memAvailableGiBEvery10", [])) > 1 else "")
+              + f"; load average {k['loadAverage1m']}."]
     r = doc.get("capacityLoaded")
     if r:
         slos = "; ".join(f"{x['name']} {x['value']:.2f} against {x['threshold']:g} ({'passed' if x['passed'] else 'FAILED'})"
