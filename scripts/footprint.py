@@ -111,6 +111,9 @@ LEVERS = {
     # none: it is the only writer), the apiserver counts every resource's keys every minute.
     "idleLoops": {"kine": {"args": ["--datastore-poll-interval=5s"]},
                   "kube-apiserver": {"args": ["--etcd-count-metric-poll-period=5m"]}},
+    # The baseline's settings now that GOGC=50 is the supervisor's default (a full control
+    # plane without a profile, Go's own GOGC): a repeat of the baseline, for the noise.
+    "gogc100": {p: {"env": {"GOGC": "100"}} for p in GO_PROGRAMS},
     # What the supervisor adopted (harness.controlPlane: lean), for before/after.
     "lean": {"scaletest-cluster": {"args": ["--control-plane", "lean"]}},
 }
@@ -468,12 +471,16 @@ def run_facts(summary_path):
     """The verdict of a scaletest-runner run (the loaded capacity goal), from its summary.json."""
     s = json.loads(Path(summary_path).read_text())
     m = s["metrics"]
+    if m.get("componentRestarts") is None:  # a failed run has no metrics: its supervisors' logs say
+        logs = list(Path(summary_path).parent.glob("logs/*/scaletest-cluster.log"))
+        if logs:
+            m["componentRestarts"] = sum(p.read_text(errors="replace").count("exited; restarting") for p in logs)
     return {"runId": s["runId"], "clusters": s["scale"]["kwokClusters"], "objectsPerCluster": s["scale"]["objectsPerCluster"],
             "passed": s["passed"], "controlPlane": s.get("controlPlane"), "componentRestarts": m.get("componentRestarts"),
             "slos": [{k: x[k] for k in ["name", "threshold", "value", "passed"]} for x in s["slos"]],
             "invariantsHeld": all(i["held"] for c in s["clusters"] for i in c["invariants"]),
-            "bindingLatencyP99Seconds": m.get("bindingLatencyP99Seconds"), "loadAverage1m": round(os.getloadavg()[0], 1),
-            "startedAt": s["startedAt"]}
+            "bindingLatencyP99Seconds": m.get("bindingLatencyP99Seconds"),
+            "startedAt": s["startedAt"], "reason": s.get("reason")}
 
 
 # The lever whose figures are the supervisor's defaults today (the "after" of the README).
@@ -590,12 +597,16 @@ def markdown(doc):
         slos = "; ".join(f"{x['name']} {x['value']:.2f} against {x['threshold']:g} ({'passed' if x['passed'] else 'FAILED'})"
                          for x in r["slos"] if x.get("value") is not None)
         cp = r.get("controlPlane") or {}
+        p99 = lambda k: f"{cp[k]:.2f} s" if cp.get(k) is not None else "not measured"
         L += ["", f"## {r['clusters']} clusters x {r['objectsPerCluster']:,} Pods, every SLO ({r['startedAt']})", "",
-              f"Run `{r['runId']}` {'PASSED' if r['passed'] else 'FAILED'}: {slos}; every invariant "
-              f"{'held' if r['invariantsHeld'] else 'did NOT hold'}; {r['componentRestarts']:g} component restarts; "
-              f"control plane {'saturated' if cp.get('saturated') else 'not saturated'} (mutating p99 "
-              f"{cp.get('mutatingP99Seconds') or 0:.2f} s, read p99 {cp.get('readP99Seconds') or 0:.2f} s); "
-              f"load average {r['loadAverage1m']} at the end."]
+              f"Run `{r['runId']}` {'PASSED' if r['passed'] else 'FAILED'}"
+              + (f" ({r['reason']})" if r.get("reason") else "") + (f": {slos}" if slos else "")
+              + f"; every invariant {'held' if r['invariantsHeld'] else 'did NOT hold'}; component restarts: "
+              f"{r['componentRestarts'] if r.get('componentRestarts') is not None else 'not measured'}; "
+              + (f"control plane {'saturated' if cp.get('saturated') else 'not saturated'} (mutating p99 "
+                 f"{p99('mutatingP99Seconds')}, read p99 {p99('readP99Seconds')})."
+                 if cp.get("mutatingP99Seconds") is not None else
+                 "control plane saturation not judged (the run failed before its metrics were read).")]
     return L
 
 
