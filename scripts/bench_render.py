@@ -544,6 +544,13 @@ def render(out):
 BUILT_IN = ("create", "binding", "overhead", "capacity")
 
 
+def section_footprint(data, runs):
+    """scripts/footprint.py's per-component, lever-by-lever section (its own renderer)."""
+    import footprint
+
+    return footprint.markdown(data)
+
+
 def other_parts(runs):
     """Sections for JSON written by other measuring scripts: `section_<name>(data, runs)`
     returns its Markdown lines (a heading first); a JSON without one is only linked."""

@@ -7,7 +7,7 @@ use clap::Parser;
 
 use crate::binaries;
 
-pub use scaletest_core::profile::{ApiserverLimits, Scheduler as SchedulerMode};
+pub use scaletest_core::profile::{ApiserverLimits, ControlPlane, Scheduler as SchedulerMode};
 
 /// Supervises one simulated Kubernetes cluster: kine, kube-apiserver,
 /// kube-controller-manager, kube-scheduler and kwok, on this machine.
@@ -51,6 +51,13 @@ pub struct ClusterArgs {
     /// The apiserver's request limits [default: the profile's harness.apiserverLimits, else default].
     #[arg(long, env = "SCALETEST_APISERVER_LIMITS", value_enum)]
     pub apiserver_limits: Option<ApiserverLimits>,
+
+    /// What the control plane serves and runs: every API group and controller (full), or
+    /// only what the chain and the profile's objects need (lean) [default: the profile's
+    /// harness.controlPlane, else lean for the reference SUT and full for a user's; full
+    /// without a profile].
+    #[arg(long, env = "SCALETEST_CONTROL_PLANE", value_enum)]
+    pub control_plane: Option<ControlPlane>,
 
     /// A scale profile: also runs its system under test and its load-driver in this cluster.
     #[arg(long, env = "SCALETEST_PROFILE")]

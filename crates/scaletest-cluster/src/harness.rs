@@ -209,6 +209,7 @@ mod tests {
             advertise_address: "127.0.0.1".into(),
             scheduler,
             apiserver_limits: ApiserverLimits::Default,
+            lean: None,
         }
     }
 

@@ -9,6 +9,7 @@ pub mod control;
 pub mod crds;
 pub mod harness;
 pub mod launcher;
+pub mod lean;
 pub mod metrics;
 pub mod pki;
 pub mod ports;

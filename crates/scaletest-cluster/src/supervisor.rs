@@ -13,8 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::binaries::{self, MissingBinary};
 use crate::components::{self, Component, Layout, Programs};
-use crate::config::ClusterArgs;
+use crate::config::{ApiserverLimits, ClusterArgs, ControlPlane};
 use crate::harness::{self, HarnessPrograms, HarnessSpec};
+use crate::lean::{self, Lean};
 use crate::metrics::SupervisorMetrics;
 use crate::pki::{self, PkiError};
 use crate::ports::{PortError, Ports};
@@ -78,6 +79,19 @@ impl DataDir {
             DataDir::Temp(t) => t.path(),
         }
     }
+}
+
+/// A lean control plane for the profile's objects: the load's (its template's type, given
+/// its text) and the SUT's manifests.
+fn lean_for(
+    template: Option<&str>,
+    sut_manifests: &[scaletest_core::manifests::Manifest],
+    limits: ApiserverLimits,
+) -> Lean {
+    let mut objects: Vec<(String, String)> =
+        sut_manifests.iter().map(|m| (m.api_version.clone(), m.kind.clone())).collect();
+    objects.extend(template.and_then(lean::template_type));
+    Lean::for_objects(objects.iter().map(|(v, k)| (v.as_str(), k.as_str())), limits == ApiserverLimits::Default)
 }
 
 /// Runs the cluster until `shutdown` fires (or a component gives up).
@@ -146,6 +160,17 @@ pub async fn run(args: ClusterArgs, shutdown: CancellationToken) -> Result<(), S
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).map_err(io(&logs))?;
 
+    let lean = match args.control_plane.or(profile.as_ref().map(|(_, p)| p.control_plane())) {
+        Some(ControlPlane::Lean) => {
+            let template = match profile.as_ref().and_then(|(_, p)| p.load_profile.template.as_ref()) {
+                Some(t) => Some(std::fs::read_to_string(t).map_err(io(t))?),
+                None => None,
+            };
+            Some(lean_for(template.as_deref(), &sut_manifests, limits))
+        }
+        Some(ControlPlane::Full) | None => None,
+    };
+
     let apiserver_url = format!("https://127.0.0.1:{}", ports.apiserver);
     let pki = pki::ensure(&dir.join("pki"), &apiserver_url, &args.extra_sans)?;
     let layout = Layout {
@@ -156,6 +181,7 @@ pub async fn run(args: ClusterArgs, shutdown: CancellationToken) -> Result<(), S
         advertise_address: args.advertise_address.to_string(),
         scheduler: scheduler_mode,
         apiserver_limits: limits,
+        lean,
     };
     let mut plan = components::control_plane(
         &layout,

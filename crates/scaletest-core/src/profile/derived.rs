@@ -6,9 +6,18 @@ use promql_parser::label::MatchOp;
 use promql_parser::parser::{Expr, VectorSelector};
 use promql_parser::util::{ExprVisitor, walk_expr};
 
-use super::{Profile, SLO_WINDOW, Slo, Sut, default_external_slos, default_slos};
+use super::{ControlPlane, Profile, SLO_WINDOW, Slo, Sut, default_external_slos, default_slos};
 
 impl Profile {
+    /// `harness.controlPlane`, else `lean` for the reference SUT, whose API use is known,
+    /// and `full` for a user's controller, which may rely on any API group or controller.
+    pub fn control_plane(&self) -> ControlPlane {
+        self.harness.control_plane.unwrap_or(match self.sut {
+            Sut::Reference(_) => ControlPlane::Lean,
+            Sut::External(_) => ControlPlane::Full,
+        })
+    }
+
     /// The SLOs the run is judged by: the profile's own, else the defaults for its SUT.
     pub fn slos(&self) -> Vec<Slo> {
         match (&self.slos, &self.sut) {

@@ -62,6 +62,10 @@ pub struct Harness {
     pub binder_workers: u32,
     /// Who makes the Nodes Pods land on.
     pub nodes: NodeSource,
+    /// What the simulated control plane serves and runs. Unset: `lean` for the reference
+    /// SUT (what it uses is known), `full` for a user's controller ([`Profile::control_plane`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control_plane: Option<ControlPlane>,
 }
 
 impl Harness {
@@ -78,6 +82,7 @@ impl Default for Harness {
             apiserver_limits: ApiserverLimits::default(),
             binder_workers: Self::DEFAULT_BINDER_WORKERS,
             nodes: NodeSource::default(),
+            control_plane: None,
         }
     }
 }
@@ -129,6 +134,34 @@ impl Scheduler {
 }
 
 impl fmt::Display for Scheduler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a simulated control plane serves and runs. Everything a system under test can
+/// see differently is here, so `full` is the faithful setting and `lean` a profile's choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ControlPlane {
+    /// Every built-in API group and kube-controller-manager controller, as a real cluster.
+    Full,
+    /// Only the API groups and controllers the chain and the profile's objects need; the
+    /// rest is neither served (API discovery lists less) nor run. Less memory per cluster:
+    /// results/bench/README.md, `scripts/footprint.py`.
+    Lean,
+}
+
+impl ControlPlane {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Lean => "lean",
+        }
+    }
+}
+
+impl fmt::Display for ControlPlane {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }

@@ -25,6 +25,17 @@ fn parse_err(text: &str) -> ProfileError {
 }
 
 #[test]
+fn control_plane_is_lean_for_the_reference_sut_and_full_for_a_users_unless_chosen() {
+    assert_eq!(minimal().control_plane(), ControlPlane::Lean);
+    let users = parse_str(&format!("{MINIMAL}sut: {{command: [x]}}\n"), Path::new("t.yaml")).unwrap();
+    assert_eq!(users.control_plane(), ControlPlane::Full);
+    let chosen =
+        parse_str(&format!("{MINIMAL}sut: {{command: [x]}}\nharness: {{controlPlane: lean}}\n"), Path::new("t.yaml"))
+            .unwrap();
+    assert_eq!(chosen.control_plane(), ControlPlane::Lean);
+}
+
+#[test]
 fn minimal_profile_gets_defaults() {
     let p = minimal();
     assert_eq!(p.harness, Harness::default());
@@ -436,6 +447,11 @@ fn parse_errors_name_their_field() {
             format!("{MINIMAL}harness: {{scheduler: kube-shim}}\n"),
             "harness.scheduler",
             "unknown variant `kube-shim`, expected `kube-scheduler` or `pod-shim`",
+        ),
+        (
+            format!("{MINIMAL}harness: {{controlPlane: slim}}\n"),
+            "harness.controlPlane",
+            "unknown variant `slim`, expected `full` or `lean`",
         ),
         (
             format!("{MINIMAL}sut: {{reference: {{}}, command: [x]}}\n"),
