@@ -611,16 +611,11 @@ def markdown(doc):
 
 
 def write_markdown(doc, readme):
-    """Puts the section between markers in results/bench/README.md (kept when bench.py rewrites
-    the rest once it calls markdown() itself)."""
-    start, end = "<!-- footprint.py -->", "<!-- /footprint.py -->"
-    text = readme.read_text() if readme.exists() else ""
-    block = "\n".join([start, *markdown(doc), end])
-    if start in text and end in text:
-        text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    readme.write_text(text)
+    """Re-renders results/bench/README.md, whose footprint section is markdown(doc)
+    (bench_render.section_footprint), from the JSON beside it."""
+    import bench_render
+
+    bench_render.render(readme.parent)
 
 
 def save(doc, out):
