@@ -209,6 +209,8 @@ mod tests {
             advertise_address: "127.0.0.1".into(),
             scheduler,
             apiserver_limits: ApiserverLimits::Default,
+            kwok_mode: scaletest_core::profile::KwokMode::Fast,
+            apiserver_args: vec![],
         }
     }
 

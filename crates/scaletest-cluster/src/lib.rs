@@ -10,6 +10,7 @@ pub mod crds;
 pub mod harness;
 pub mod launcher;
 pub mod metrics;
+pub mod node_agents;
 pub mod pki;
 pub mod ports;
 pub mod probe;
