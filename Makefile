@@ -72,6 +72,11 @@ scaletest-images:
 realnode: upstream
 	scripts/realnode.sh up $(wildcard target/images/*.oci.tar)
 
+## fidelity: the same Pods on the real node's kubelet and on a simulated cluster's kwok (fast and faithful), apiserver requests and watches side by side into results/fidelity.md (+ .json); needs root, holds the real-node lock
+.PHONY: fidelity
+fidelity: upstream build
+	scripts/fidelity.py
+
 ## kube-e2e: the kube target end to end on that real node: images (daemonless), node up, smoke with --target kube, node down (not part of `make test`)
 .PHONY: kube-e2e
 kube-e2e: upstream
