@@ -22,7 +22,7 @@ Writes results/fidelity.json and results/fidelity.md. Needs root (the real node)
 `cargo build --workspace --bins`. Holds /tmp/scaletest-realnode.lock over the real node's
 whole life. Usage: scripts/fidelity.py [--sides real,fast,faithful] [--pods 20] ...
 """
-import argparse, datetime as dt, fcntl, json, os, re, signal, subprocess, sys, tempfile, time
+import argparse, contextlib, datetime as dt, fcntl, json, os, re, signal, subprocess, sys, tempfile, time
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -63,8 +63,8 @@ def now():
 class Cluster:
     """kubectl against one apiserver."""
 
-    def __init__(self, kubeconfig, audit_log):
-        self.kubeconfig, self.audit_log = str(kubeconfig), Path(audit_log)
+    def __init__(self, kubeconfig):
+        self.kubeconfig = str(kubeconfig)
 
     def kubectl(self, *args, stdin=None, check=True):
         r = subprocess.run([KUBECTL, "--kubeconfig", self.kubeconfig, *args], input=stdin,
@@ -264,7 +264,7 @@ def side_real(args, work):
             log("scripts/realnode.sh up")
             out = subprocess.run([str(ROOT / "scripts/realnode.sh"), "up"], env=env, check=True,
                                  capture_output=True, text=True, timeout=900)
-            c = Cluster(out.stdout.strip().splitlines()[-1], audit)
+            c = Cluster(out.stdout.strip().splitlines()[-1])
             phases = run_workload(c, 1, args.pods, args)
         finally:
             subprocess.run([str(ROOT / "scripts/realnode.sh"), "down"], timeout=600)
@@ -272,14 +272,11 @@ def side_real(args, work):
     return attribute(phases, audit), 1
 
 
-def side_sim(mode, args, work):
-    data = work / f"sim-{mode}"
-    policy = work / "audit-policy.yaml"
-    policy.write_text(POLICY)
-    audit = work / f"sim-{mode}-audit.log"
-    cmd = [str(SUPERVISOR), "--name", f"fidelity-{mode}", "--data-dir", str(data), "--kwok-mode", mode,
-           f"--apiserver-arg=--audit-policy-file={policy}", f"--apiserver-arg=--audit-log-path={audit}",
-           "--apiserver-arg=--audit-log-maxsize=0"]
+@contextlib.contextmanager
+def simulated(mode, data, extra=(), binary=None):
+    """A simulated cluster in kwok `mode` (scaletest-cluster), stopped on exit: (process, Cluster)."""
+    cmd = [str(binary or SUPERVISOR), "--name", f"fidelity-{mode}", "--data-dir", str(data), "--kwok-mode", mode,
+           *extra]
     log(" ".join(cmd))
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -289,19 +286,7 @@ def side_sim(mode, args, work):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"simulated cluster did not start; logs in {data}/logs")
             time.sleep(0.5)
-        c = Cluster(json.loads(ep.read_text())["kubeconfig"], audit)
-        nodes = [{
-            "apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": f"fid-node-{i}", "annotations": {"kwok.x-k8s.io/node": "fake"},
-                         "labels": {"type": "kwok"}},
-            "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
-                       "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"}},
-        } for i in range(args.nodes)]
-        c.kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": nodes}))
-        c.wait("the Nodes Ready", lambda: all(
-            any(x["type"] == "Ready" and x["status"] == "True" for x in n.get("status", {}).get("conditions", []))
-            for n in json.loads(c.kubectl("get", "nodes", "-o", "json"))["items"]), 120)
-        phases = run_workload(c, args.nodes, args.pods, args)
+        yield proc, Cluster(json.loads(ep.read_text())["kubeconfig"])
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -309,6 +294,33 @@ def side_sim(mode, args, work):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def create_nodes(c, count):
+    """`count` kwok Nodes, waited for until Ready."""
+    nodes = [{
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": f"fid-node-{i}", "annotations": {"kwok.x-k8s.io/node": "fake"},
+                     "labels": {"type": "kwok"}},
+        "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+                   "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"}},
+    } for i in range(count)]
+    c.kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": nodes}))
+    c.wait("the Nodes Ready", lambda: sum(
+        any(x["type"] == "Ready" and x["status"] == "True" for x in n.get("status", {}).get("conditions", []))
+        for n in json.loads(c.kubectl("get", "nodes", "-o", "json"))["items"]) == count, 300)
+
+
+def side_sim(mode, args, work):
+    policy = work / "audit-policy.yaml"
+    policy.write_text(POLICY)
+    audit = work / f"sim-{mode}-audit.log"
+    extra = [f"--apiserver-arg=--audit-policy-file={policy}", f"--apiserver-arg=--audit-log-path={audit}",
+             "--apiserver-arg=--audit-log-maxsize=0"]
+    with simulated(mode, work / f"sim-{mode}", extra) as (_, c):
+        create_nodes(c, args.nodes)
+        phases = run_workload(c, args.nodes, args.pods, args)
+    # After the apiserver stopped: every watch then has its ResponseComplete (its close).
     return attribute(phases, audit), args.nodes
 
 
@@ -461,6 +473,94 @@ def markdown(result, reasons):
     return "\n".join(out)
 
 
+# ---------------------------------------------------------------------------- cost
+
+HEAVY_LOCK = "/tmp/scaletest-heavy.lock"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cluster_processes(proc, data):
+    """{component: pid} of one supervisor and its children (each names the data dir)."""
+    found = {"scaletest-cluster": proc.pid}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == proc.pid:
+            continue
+        try:
+            argv = (d / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and str(data).encode() in b" ".join(argv):
+            found[os.path.basename(argv[0].decode())] = int(d.name)
+    return found
+
+
+def cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def rss_mib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cost_of(mode, args, work):
+    """CPU (cores, over a steady window) and RSS per component of one cluster with
+    --cost-nodes Nodes and --pods Pods per Node, all Running."""
+    data = work / f"cost-{mode}"
+    binary = ROOT / "target/release/scaletest-cluster"
+    with simulated(mode, data, binary=binary) as (proc, c):
+        create_nodes(c, args.cost_nodes)
+        c.kubectl("create", "namespace", NAMESPACE)
+        c.wait("the default ServiceAccount", lambda: c.kubectl("get", "sa", "default", "-n", NAMESPACE, check=False), 120)
+        names = [f"fid-{i}" for i in range(args.cost_nodes * args.pods)]
+        c.kubectl("apply", "-f", "-", stdin=pod_manifest(names))
+        c.wait("every Pod Running", lambda: sum(ready(p) for p in c.pods()) == len(names), args.timeout)
+        time.sleep(args.settle)
+        pids = cluster_processes(proc, data)
+        with open(HEAVY_LOCK, "w") as lock:
+            log(f"waiting for {HEAVY_LOCK}")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            before = {n: cpu_seconds(p) for n, p in pids.items()}
+            t0 = time.monotonic()
+            time.sleep(args.cost_seconds)
+            cpu = {n: (cpu_seconds(p) - before[n]) / (time.monotonic() - t0) for n, p in pids.items()}
+            rss = {n: rss_mib(p) for n, p in pids.items()}
+    return {"cpuCores": cpu, "rssMiB": rss}
+
+
+def cost(args):
+    out = {"date": now().strftime("%Y-%m-%d %H:%M UTC"), "nodes": args.cost_nodes, "podsPerNode": args.pods,
+           "windowSeconds": args.cost_seconds, "modes": {}}
+    with tempfile.TemporaryDirectory(prefix="scaletest-fidelity-cost-") as tmp:
+        for mode in ("fast", "faithful"):
+            out["modes"][mode] = cost_of(mode, args, Path(tmp))
+    bench = args.output / "bench"
+    bench.mkdir(parents=True, exist_ok=True)
+    (bench / "fidelity-cost.json").write_text(json.dumps(out, indent=1) + "\n")
+    fast, faithful = out["modes"]["fast"], out["modes"]["faithful"]
+    names = sorted(set(fast["cpuCores"]) | set(faithful["cpuCores"]))
+    md = ["# What kwok.mode faithful costs per simulated cluster", "",
+          f"Measured by `scripts/fidelity.py --cost` on {out['date']} (release build, 2-core machine, holding "
+          f"{HEAVY_LOCK}): one simulated cluster with {args.cost_nodes} kwok Nodes and {args.pods} Running Pods "
+          f"per Node, CPU averaged over {args.cost_seconds:.0f} s of steady state (no Pod changes: what the "
+          "watches and the periodic writes cost), RSS at its end.", "",
+          "| component | fast CPU (cores) | faithful CPU (cores) | fast RSS (MiB) | faithful RSS (MiB) |",
+          "|---|---:|---:|---:|---:|"]
+    for n in names + ["total"]:
+        get = (lambda m, k: sum(m[k].values())) if n == "total" else (lambda m, k: m[k].get(n, 0.0))
+        md.append(f"| {n} | {get(fast, 'cpuCores'):.3f} | {get(faithful, 'cpuCores'):.3f} | "
+                  f"{get(fast, 'rssMiB'):.0f} | {get(faithful, 'rssMiB'):.0f} |")
+    d_cpu = sum(faithful["cpuCores"].values()) - sum(fast["cpuCores"].values())
+    d_rss = sum(faithful["rssMiB"].values()) - sum(fast["rssMiB"].values())
+    md += ["", f"Extra per cluster in faithful mode: **{d_cpu:+.3f} cores, {d_rss:+.0f} MiB** "
+           f"({1000 * d_cpu / args.cost_nodes:+.2f} millicores and {d_rss / args.cost_nodes:+.2f} MiB per Node).", ""]
+    (bench / "fidelity-cost.md").write_text("\n".join(md))
+    log(f"wrote {bench / 'fidelity-cost.md'}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sides", default="real,fast,faithful")
@@ -475,7 +575,13 @@ def main():
     ap.add_argument("--reasons", type=Path, default=ROOT / "results/fidelity-reasons.json",
                     help="why a row does not match, by phase|what|verb|resource")
     ap.add_argument("--reuse", action="store_true", help="keep sides already in fidelity.json; run only the missing")
+    ap.add_argument("--cost", action="store_true",
+                    help="instead: CPU and memory of one cluster in each mode into results/bench/fidelity-cost.md")
+    ap.add_argument("--cost-nodes", type=int, default=50)
+    ap.add_argument("--cost-seconds", type=float, default=60)
     args = ap.parse_args()
+    if args.cost:
+        return cost(args)
     out_json = args.output / "fidelity.json"
     sides = {}
     if args.reuse and out_json.exists():

@@ -347,15 +347,18 @@ pub const KWOK_FAST_STAGES: [(&str, &str); 5] = [
 ];
 
 /// `kwok.mode: faithful`: what a kubelet writes per Node and Pod (results/fidelity.md
-/// compares them with a real kubelet's): Node status every 5 min, a Pod's status in the
-/// kubelet's steps with its events, its containers' termination before the delete.
-pub const KWOK_FAITHFUL_STAGES: [(&str, &str); 9] = [
+/// compares them with a real kubelet's): Node status every 5 min; a Pod's status in the
+/// kubelet's steps with its events (three to Running, its resources ~75 s later, three
+/// to stop it) before the delete.
+pub const KWOK_FAITHFUL_STAGES: [(&str, &str); 11] = [
     ("node-initialize.yaml", include_str!("../kwok-stages/node-initialize.yaml")),
     ("faithful/node-heartbeat.yaml", include_str!("../kwok-stages/faithful/node-heartbeat.yaml")),
     ("faithful/pod-create.yaml", include_str!("../kwok-stages/faithful/pod-create.yaml")),
     ("faithful/pod-sandbox.yaml", include_str!("../kwok-stages/faithful/pod-sandbox.yaml")),
     ("faithful/pod-ready.yaml", include_str!("../kwok-stages/faithful/pod-ready.yaml")),
+    ("faithful/pod-resources.yaml", include_str!("../kwok-stages/faithful/pod-resources.yaml")),
     ("pod-complete.yaml", include_str!("../kwok-stages/pod-complete.yaml")),
+    ("faithful/pod-terminating.yaml", include_str!("../kwok-stages/faithful/pod-terminating.yaml")),
     ("faithful/pod-terminate.yaml", include_str!("../kwok-stages/faithful/pod-terminate.yaml")),
     ("faithful/pod-stopped.yaml", include_str!("../kwok-stages/faithful/pod-stopped.yaml")),
     ("faithful/pod-delete.yaml", include_str!("../kwok-stages/faithful/pod-delete.yaml")),
@@ -546,8 +549,12 @@ mod tests {
         assert!(
             stage(&docs, "pod-ready")["spec"]["next"]["statusTemplate"].as_str().unwrap().contains("phase: Running")
         );
-        // A deleted Pod is stopped (event, then its terminal phase) before kwok deletes it.
-        assert_eq!(stage(&docs, "pod-terminate")["spec"]["next"]["event"]["reason"], "Killing");
+        // A deleted Pod is stopped in three writes (the first with its event, the last its
+        // terminal phase) before kwok deletes it.
+        assert_eq!(stage(&docs, "pod-terminating")["spec"]["next"]["event"]["reason"], "Killing");
+        assert!(
+            stage(&docs, "pod-terminate")["spec"]["next"]["statusTemplate"].as_str().unwrap().contains("terminated")
+        );
         assert!(stage(&docs, "pod-stopped")["spec"]["next"]["statusTemplate"].as_str().unwrap().contains("Succeeded"));
         assert_eq!(stage(&docs, "pod-delete")["spec"]["next"]["delete"], true);
         // Node status every 5 min (a kubelet's nodeStatusReportFrequency), not fast's 10.

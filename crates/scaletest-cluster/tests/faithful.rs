@@ -85,13 +85,13 @@ async fn faithful_mode_opens_a_kubelets_watches_and_writes_its_pod_steps() {
     let running = pods.get("p0").await.unwrap().status.and_then(|s| s.phase);
     assert_eq!(running.as_deref(), Some("Running"), "{after:?}");
 
-    // Deleted: stopped in two writes (containers terminated, then the terminal phase) and
-    // the Killing event before kwok deletes it.
+    // Deleted: stopped in three writes (no longer Ready, containers terminated, the terminal
+    // phase) with the Killing event before kwok deletes it.
     pods.delete("p0", &DeleteParams::default()).await.unwrap();
     eventually(Duration::from_secs(120), "the Pod stopped and gone", None, || async {
         let now = counts(&c.client).await;
         let gone = pods.get_opt("p0").await.ok()?.is_none();
-        (gone && now.status_patches >= after.status_patches + 2.0 && now.events >= after.events + 1.0).then_some(())
+        (gone && now.status_patches >= after.status_patches + 3.0 && now.events >= after.events + 1.0).then_some(())
     })
     .await;
 
