@@ -350,9 +350,8 @@ pub const KWOK_FAST_STAGES: [(&str, &str); 5] = [
 /// compares them with a real kubelet's): Node status every 5 min; a Pod's status in the
 /// kubelet's steps with its events (three to Running, its resources ~75 s later, three
 /// to stop it) before the delete.
-pub const KWOK_FAITHFUL_STAGES: [(&str, &str); 11] = [
+pub const KWOK_FAITHFUL_STAGES: [(&str, &str); 10] = [
     ("node-initialize.yaml", include_str!("../kwok-stages/node-initialize.yaml")),
-    ("faithful/node-heartbeat.yaml", include_str!("../kwok-stages/faithful/node-heartbeat.yaml")),
     ("faithful/pod-create.yaml", include_str!("../kwok-stages/faithful/pod-create.yaml")),
     ("faithful/pod-sandbox.yaml", include_str!("../kwok-stages/faithful/pod-sandbox.yaml")),
     ("faithful/pod-ready.yaml", include_str!("../kwok-stages/faithful/pod-ready.yaml")),
@@ -364,18 +363,28 @@ pub const KWOK_FAITHFUL_STAGES: [(&str, &str); 11] = [
     ("faithful/pod-delete.yaml", include_str!("../kwok-stages/faithful/pod-delete.yaml")),
 ];
 
-/// The stages kwok runs in `mode`.
-pub fn kwok_stages(mode: KwokMode) -> &'static [(&'static str, &'static str)] {
+/// fast's Node heartbeat at a kubelet's nodeStatusReportFrequency (5 min, not 10).
+fn faithful_heartbeat() -> String {
+    KWOK_FAST_STAGES[1]
+        .1
+        .replace("durationMilliseconds: 600000", "durationMilliseconds: 300000")
+        .replace("jitterDurationMilliseconds: 610000", "jitterDurationMilliseconds: 305000")
+}
+
+/// The Stage documents kwok runs in `mode`.
+pub fn kwok_stages(mode: KwokMode) -> Vec<String> {
     match mode {
-        KwokMode::Fast => &KWOK_FAST_STAGES,
-        KwokMode::Faithful => &KWOK_FAITHFUL_STAGES,
+        KwokMode::Fast => KWOK_FAST_STAGES.iter().map(|(_, y)| y.to_string()).collect(),
+        KwokMode::Faithful => std::iter::once(faithful_heartbeat())
+            .chain(KWOK_FAITHFUL_STAGES.iter().map(|(_, y)| y.to_string()))
+            .collect(),
     }
 }
 
 pub fn kwok(l: &Layout, program: &Path) -> Component {
     let dir = l.dir("kwok");
     let stages = dir.join("stages.yaml");
-    let body = kwok_stages(l.kwok_mode).iter().map(|(_, y)| y.trim_end()).collect::<Vec<_>>().join("\n---\n");
+    let body = kwok_stages(l.kwok_mode).iter().map(|y| y.trim_end()).collect::<Vec<_>>().join("\n---\n");
     Component {
         name: "kwok",
         program: program.into(),
@@ -536,7 +545,7 @@ mod tests {
     #[test]
     fn faithful_stages_write_what_a_kubelet_writes() {
         let docs = stages(KwokMode::Faithful);
-        assert_eq!(docs.len(), KWOK_FAITHFUL_STAGES.len());
+        assert_eq!(docs.len(), KWOK_FAITHFUL_STAGES.len() + 1);
         let names: std::collections::BTreeSet<_> =
             docs.iter().map(|d| d["metadata"]["name"].as_str().unwrap()).collect();
         assert_eq!(names.len(), docs.len(), "stage names are unique: {names:?}");
@@ -559,7 +568,7 @@ mod tests {
         assert_eq!(stage(&docs, "pod-delete")["spec"]["next"]["delete"], true);
         // Node status every 5 min (a kubelet's nodeStatusReportFrequency), not fast's 10.
         let delay = |d: &[serde_yaml_ng::Value], n: &str| stage(d, n)["spec"]["delay"]["durationMilliseconds"].as_u64();
-        assert_eq!(delay(&docs, "node-heartbeat"), Some(300_000));
+        assert_eq!(delay(&docs, "node-heartbeat-with-lease"), Some(300_000));
         assert_eq!(delay(&stages(KwokMode::Fast), "node-heartbeat-with-lease"), Some(600_000));
     }
 
