@@ -296,14 +296,15 @@ def simulated(mode, data, extra=(), binary=None):
             proc.wait()
 
 
-def create_nodes(c, count):
-    """`count` kwok Nodes, waited for until Ready."""
+def create_nodes(c, count, pods_per_node):
+    """`count` kwok Nodes, waited for until Ready. Each holds `pods_per_node` Pods, so the
+    scheduler (MostAllocated) puts as many on each as the real node gets."""
     nodes = [{
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": f"fid-node-{i}", "annotations": {"kwok.x-k8s.io/node": "fake"},
                      "labels": {"type": "kwok"}},
-        "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
-                   "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"}},
+        "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": str(pods_per_node)},
+                   "capacity": {"cpu": "32", "memory": "256Gi", "pods": str(pods_per_node)}},
     } for i in range(count)]
     c.kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": nodes}))
     c.wait("the Nodes Ready", lambda: sum(
@@ -318,7 +319,7 @@ def side_sim(mode, args, work):
     extra = [f"--apiserver-arg=--audit-policy-file={policy}", f"--apiserver-arg=--audit-log-path={audit}",
              "--apiserver-arg=--audit-log-maxsize=0"]
     with simulated(mode, work / f"sim-{mode}", extra) as (_, c):
-        create_nodes(c, args.nodes)
+        create_nodes(c, args.nodes, args.pods)
         phases = run_workload(c, args.nodes, args.pods, args)
     # After the apiserver stopped: every watch then has its ResponseComplete (its close).
     return attribute(phases, audit), args.nodes
@@ -512,7 +513,7 @@ def cost_of(mode, args, work):
     data = work / f"cost-{mode}"
     binary = ROOT / "target/release/scaletest-cluster"
     with simulated(mode, data, binary=binary) as (proc, c):
-        create_nodes(c, args.cost_nodes)
+        create_nodes(c, args.cost_nodes, args.pods)
         c.kubectl("create", "namespace", NAMESPACE)
         c.wait("the default ServiceAccount", lambda: c.kubectl("get", "sa", "default", "-n", NAMESPACE, check=False), 120)
         names = [f"fid-{i}" for i in range(args.cost_nodes * args.pods)]

@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::fmt::Debug;
-use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
@@ -16,6 +15,7 @@ use k8s_openapi::api::networking::v1::ServiceCIDR;
 use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::api::storage::v1::CSIDriver;
 use kube::api::{Api, PostParams};
+use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event, watcher};
 use kube::{Client, Resource};
 use scaletest_core::constants::{KWOK_NODE_ANNOTATION, KWOK_NODE_ANNOTATION_VALUE};
@@ -87,7 +87,7 @@ pub fn is_kwok_node(node: &Node) -> bool {
 /// Runs until `shutdown`: one agent set per kwok Node, ended when the Node goes.
 pub async fn run(client: Client, shutdown: CancellationToken) {
     let mut agents: HashMap<String, CancellationToken> = HashMap::new();
-    let nodes = watcher(Api::<Node>::all(client.clone()), watcher::Config::default().any_semantic());
+    let nodes = watcher(Api::<Node>::all(client.clone()), watcher::Config::default().any_semantic()).default_backoff();
     let mut nodes = std::pin::pin!(nodes);
     loop {
         let event = tokio::select! {
@@ -131,17 +131,14 @@ where
     if let Some(f) = &field_selector {
         config = config.fields(f);
     }
-    let stream = watcher(api, config);
+    let stream = watcher(api, config).default_backoff();
     let mut stream = std::pin::pin!(stream);
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             e = stream.next() => match e {
                 None => return,
-                Some(Err(e)) => {
-                    tracing::debug!(error = %e, "watch");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
+                Some(Err(e)) => tracing::debug!(error = %e, "watch"),
                 Some(Ok(_)) => {}
             },
         }
@@ -187,10 +184,12 @@ async fn node_agents(client: Client, node: String, stop: CancellationToken) {
     if let Some(f) = &pods_selector {
         config = config.fields(f);
     }
-    let stream = watcher(Api::<Pod>::all(client.clone()), config);
+    let stream = watcher(Api::<Pod>::all(client.clone()), config).default_backoff();
     let mut stream = std::pin::pin!(stream);
-    // Last resourceVersion seen per Pod: a change after the first sight costs a GET.
-    let mut versions: HashMap<String, String> = HashMap::new();
+    // A hash of each Pod's last seen status: a status write after the first sight costs
+    // a GET (a kubelet's status manager reads the Pod before each write it makes; other
+    // changes, such as the deletion mark, cost none).
+    let mut statuses: HashMap<String, u64> = HashMap::new();
     // Pods per namespace, and the ConfigMap watch their volumes hold open.
     let mut namespaces: HashMap<String, (usize, CancellationToken)> = HashMap::new();
     let mut pod_namespace: HashMap<String, String> = HashMap::new();
@@ -203,7 +202,6 @@ async fn node_agents(client: Client, node: String, stop: CancellationToken) {
             None => return,
             Some(Err(e)) => {
                 tracing::debug!(node, error = %e, "pod watch");
-                tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
             Some(Ok(Event::Apply(p) | Event::InitApply(p))) => (p, false),
@@ -216,7 +214,7 @@ async fn node_agents(client: Client, node: String, stop: CancellationToken) {
             continue;
         };
         if gone {
-            versions.remove(&uid);
+            statuses.remove(&uid);
             if pod_namespace.remove(&uid).is_some()
                 && let Some((count, token)) = namespaces.get_mut(&ns)
             {
@@ -228,9 +226,9 @@ async fn node_agents(client: Client, node: String, stop: CancellationToken) {
             }
             continue;
         }
-        let version = pod.metadata.resource_version.clone().unwrap_or_default();
-        match versions.insert(uid.clone(), version.clone()) {
-            Some(before) if before != version => {
+        let status = status_hash(&pod);
+        match statuses.insert(uid.clone(), status) {
+            Some(before) if before != status => {
                 let pods = Api::<Pod>::namespaced(client.clone(), &ns);
                 tokio::spawn(async move {
                     if let Err(e) = pods.get(&name).await {
@@ -260,6 +258,13 @@ async fn node_agents(client: Client, node: String, stop: CancellationToken) {
             });
         }
     }
+}
+
+fn status_hash(pod: &Pod) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(&pod.status).unwrap_or_default().hash(&mut h);
+    h.finish()
 }
 
 fn token_request(pod: &str, uid: &str) -> TokenRequest {
