@@ -339,10 +339,12 @@ def unit_of(phase):
 
 
 def node_requests(phase):
+    """The node's requests but its watch opens: those are shown as open watches per Node (a
+    watch reopens on its client's timeout, 5-10 min, whatever the phase)."""
     req = Counter()
     for k, v in phase["requests"].items():
         agent, verb, res = k.split("|")
-        if agent != "other":
+        if agent != "other" and verb != "watch":
             req[(verb, res)] += v
     return req
 
@@ -434,7 +436,8 @@ def markdown(result, reasons):
            "rate is that Node's own; a simulated cluster's counts are divided by its Node count (its Nodes "
            "are independent, so its per-Node rate is the same at any scale; a real cluster's kubelets are "
            "independent too, which is what lets one real Node stand for N). Open watches are those open at "
-           "the end of the phase, per Node.", "",
+           "the end of the phase, per Node; a watch reopening (on its client's 5-10 min timeout) is not "
+           "counted as a request.", "",
            "**Whose requests.** Both apiservers run with an audit log (level Metadata); a request counts "
            "toward the node when its user agent is the kubelet's or kube-proxy's (real) or kwok's or the "
            "supervisor's node agents' (simulated). The controller-manager, the scheduler and this script's "

@@ -29,6 +29,20 @@ pub const USER_AGENT: &str = concat!("scaletest-node-agents/", env!("CARGO_PKG_V
 /// ConfigMap and Secret its Pods reference, by name).
 const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
 
+/// client-go's watch timeouts: uniform in [5, 10) min, so watches do not all reopen at once
+/// (kube-rs's fixed 290 s would reopen every Node's watches together).
+const WATCH_TIMEOUT_SECS: std::ops::Range<u32> = 300..600;
+
+/// A watch's configuration as client-go's informers make it: listed from the watch cache
+/// (resourceVersion=0), with a jittered timeout.
+fn informer_config(field_selector: Option<&str>) -> watcher::Config {
+    let config = watcher::Config::default().any_semantic().timeout(rand::random_range(WATCH_TIMEOUT_SECS));
+    match field_selector {
+        Some(f) => config.fields(f),
+        None => config,
+    }
+}
+
 /// A kubelet's bound service-account token lifetime (kube-apiserver's default for them).
 const TOKEN_SECONDS: i64 = 3607;
 
@@ -87,7 +101,7 @@ pub fn is_kwok_node(node: &Node) -> bool {
 /// Runs until `shutdown`: one agent set per kwok Node, ended when the Node goes.
 pub async fn run(client: Client, shutdown: CancellationToken) {
     let mut agents: HashMap<String, CancellationToken> = HashMap::new();
-    let nodes = watcher(Api::<Node>::all(client.clone()), watcher::Config::default().any_semantic()).default_backoff();
+    let nodes = watcher(Api::<Node>::all(client.clone()), informer_config(None)).default_backoff();
     let mut nodes = std::pin::pin!(nodes);
     loop {
         let event = tokio::select! {
@@ -126,12 +140,7 @@ async fn drain<K>(api: Api<K>, field_selector: Option<String>, stop: Cancellatio
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
 {
-    // resourceVersion=0 lists from the watch cache, as client-go's informers do.
-    let mut config = watcher::Config::default().any_semantic();
-    if let Some(f) = &field_selector {
-        config = config.fields(f);
-    }
-    let stream = watcher(api, config).default_backoff();
+    let stream = watcher(api, informer_config(field_selector.as_deref())).default_backoff();
     let mut stream = std::pin::pin!(stream);
     loop {
         tokio::select! {
@@ -180,11 +189,7 @@ async fn node_agents(client: Client, node: String, stop: CancellationToken) {
         spawn_watch(&client, spec, &stop);
     }
     let pods_selector = specs.iter().find(|s| s.watched == Watched::Pods).and_then(|s| s.field_selector.clone());
-    let mut config = watcher::Config::default().any_semantic();
-    if let Some(f) = &pods_selector {
-        config = config.fields(f);
-    }
-    let stream = watcher(Api::<Pod>::all(client.clone()), config).default_backoff();
+    let stream = watcher(Api::<Pod>::all(client.clone()), informer_config(pods_selector.as_deref())).default_backoff();
     let mut stream = std::pin::pin!(stream);
     // A hash of each Pod's last seen status: a status write after the first sight costs
     // a GET (a kubelet's status manager reads the Pod before each write it makes; other
