@@ -77,6 +77,12 @@ realnode: upstream
 fidelity: upstream build
 	scripts/fidelity.py
 
+## fidelity-cost: CPU and memory of one simulated cluster in kwok.mode fast and faithful (release build) into results/bench/fidelity-cost.md
+.PHONY: fidelity-cost
+fidelity-cost: upstream
+	$(CARGO) build --release -p scaletest-cluster -p scaletest-node-creator --bins
+	scripts/fidelity.py --cost
+
 ## kube-e2e: the kube target end to end on that real node: images (daemonless), node up, smoke with --target kube, node down (not part of `make test`)
 .PHONY: kube-e2e
 kube-e2e: upstream
