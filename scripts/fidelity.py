@@ -514,7 +514,7 @@ def cost_of(mode, args, work):
     """CPU (cores, over a steady window) and RSS per component of one cluster with
     --cost-nodes Nodes and --pods Pods per Node, all Running."""
     data = work / f"cost-{mode}"
-    binary = ROOT / "target/release/scaletest-cluster"
+    binary = Path(os.environ.get("SCALETEST_CLUSTER_BIN", ROOT / "target/release/scaletest-cluster"))
     with simulated(mode, data, binary=binary) as (proc, c):
         create_nodes(c, args.cost_nodes, args.pods)
         c.kubectl("create", "namespace", NAMESPACE)
@@ -584,6 +584,8 @@ def main():
     ap.add_argument("--cost-nodes", type=int, default=50)
     ap.add_argument("--cost-seconds", type=float, default=60)
     args = ap.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so every cluster and the real node are taken down.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.cost:
         return cost(args)
     out_json = args.output / "fidelity.json"
