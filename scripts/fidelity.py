@@ -445,7 +445,12 @@ def markdown(result, reasons):
            "figures from /metrics are in the second table (they include those clients: the controller-"
            "manager's flags differ between the two setups, see scripts/realnode.sh and "
            "crates/scaletest-cluster/src/components.rs).", "",
-           f"A row matches when simulated/real is within [{BAND[0]}, {BAND[1]}] (the perf-tests rule).", ""]
+           f"A row matches when simulated/real is within [{BAND[0]}, {BAND[1]}] (the perf-tests rule). "
+           "A fast row at 0 is a request or watch fast mode does not make at all.", "",
+           "**Set-up choices.** The Pods use `dnsPolicy: Default`: the real node has no DNS add-on, and "
+           "with ClusterFirst its kubelet writes a MissingClusterDNS warning event on every sync, which a "
+           "cluster with DNS would not. Node status is written every 5 min, so a 120 s idle window "
+           "rarely shows it; it lands in whichever phase is running (see the churn row).", ""]
     summary = []
     for m in modes:
         rows = [r for r in result["node"] if r.get(f"{m}Ratio") is not None]
