@@ -72,6 +72,17 @@ scaletest-images:
 realnode: upstream
 	scripts/realnode.sh up $(wildcard target/images/*.oci.tar)
 
+## fidelity: the same Pods on the real node's kubelet and on a simulated cluster's kwok (fast and faithful), apiserver requests and watches side by side into results/fidelity.md (+ .json); needs root, holds the real-node lock
+.PHONY: fidelity
+fidelity: upstream build
+	scripts/fidelity.py
+
+## fidelity-cost: CPU and memory of one simulated cluster in kwok.mode fast and faithful (release build) into results/bench/fidelity-cost.md
+.PHONY: fidelity-cost
+fidelity-cost: upstream
+	$(CARGO) build --release -p scaletest-cluster -p scaletest-node-creator --bins
+	scripts/fidelity.py --cost
+
 ## kube-e2e: the kube target end to end on that real node: images (daemonless), node up, smoke with --target kube, node down (not part of `make test`)
 .PHONY: kube-e2e
 kube-e2e: upstream

@@ -203,7 +203,7 @@ build_daemonless() {
 
   local b
   if wanted harness; then
-    for b in scaletest-cluster scaletest-node-creator scaletest-pod-shim scaletest-load-driver scaletest-sut scaletest-runner; do
+    for b in scaletest-cluster scaletest-node-creator scaletest-pod-shim scaletest-load-driver scaletest-sut scaletest-runner scaletest-node-agents; do
       install -m 0755 "$rel/$b" "$work/harness/bin/$b"
     done
     for b in kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kine; do

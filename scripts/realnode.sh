@@ -380,7 +380,10 @@ up() {
   write_configs
   network_up
 
-  # Control plane, in the host's network namespace.
+  # Control plane, in the host's network namespace. SCALETEST_REALNODE_APISERVER_ARGS:
+  # extra apiserver flags, space-separated (scripts/fidelity.py turns on its audit log).
+  local apiserver_extra=()
+  read -ra apiserver_extra <<<"${SCALETEST_REALNODE_APISERVER_ARGS:-}"
   start kine "$bin/kine" --listen-address="127.0.0.1:$KINE_PORT" \
     --endpoint="sqlite://$dir/kine/state.db?_journal=WAL&cache=shared&_busy_timeout=120000&_txlock=immediate" \
     --metrics-bind-address="127.0.0.1:$KINE_METRICS_PORT"
@@ -399,7 +402,7 @@ up() {
     --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
     --service-cluster-ip-range="$SERVICE_CIDR" \
     --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
-    --allow-privileged=true --profiling=false
+    --allow-privileged=true --profiling=false "${apiserver_extra[@]}"
   wait_for kube-apiserver 120 "$bin/kubectl" --kubeconfig "$dir/admin.kubeconfig" get --raw /readyz
   start kube-controller-manager "$bin/kube-controller-manager" \
     --kubeconfig="$dir/controller-manager.kubeconfig" \

@@ -7,6 +7,8 @@ use std::fmt::Write;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use scaletest_core::profile::KwokMode;
+
 use crate::faults::FaultRecord;
 use crate::invariants::InvariantResult;
 use crate::prom::{self, QueryError};
@@ -147,6 +149,7 @@ pub async fn write(
     prom_addr: &str,
     output: &Path,
     run_id: &str,
+    kwok_mode: KwokMode,
     elapsed: Duration,
     metrics: &BTreeMap<String, Option<f64>>,
     slos: &[SloResult],
@@ -155,8 +158,10 @@ pub async fn write(
     let end = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
     let start = end - elapsed.as_secs_f64().max(60.0);
     let step = ((end - start) / 200.0).max(5.0);
-    let mut md =
-        format!("# scaletest run {run_id}\n\n## SLOs\n\n| SLO | value | threshold | verdict |\n|---|---:|---:|---|\n");
+    let mut md = format!(
+        "# scaletest run {run_id}\n\nkwok mode: **{kwok_mode}** (how closely kwok plays the kubelet: results/fidelity.md)\n\n\
+         ## SLOs\n\n| SLO | value | threshold | verdict |\n|---|---:|---:|---|\n"
+    );
     for s in slos {
         let v = s.value.map_or("no data".to_string(), |v| format!("{v:.4}"));
         let verdict = if s.passed { "pass" } else { "**FAIL**" };

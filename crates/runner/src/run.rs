@@ -806,6 +806,7 @@ impl Run {
                 &addr,
                 &self.output,
                 &self.run_id,
+                self.profile.kwok.mode,
                 self.started.elapsed(),
                 &self.metrics,
                 &self.slos,
@@ -909,6 +910,7 @@ impl Run {
                 object_kind: self.profile.load_profile.kind.to_string(),
                 density: self.profile.harness.density,
                 scheduler: self.profile.harness.scheduler.to_string(),
+                kwok_mode: self.profile.kwok.mode.to_string(),
                 nodes: self.profile.harness.nodes.to_string(),
                 sut: match self.profile.sut.external() {
                     None => "reference".into(),

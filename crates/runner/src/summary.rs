@@ -120,6 +120,9 @@ pub struct Scale {
     pub object_kind: String,
     pub density: u32,
     pub scheduler: String,
+    /// How kwok played the kubelet: `fast` or `faithful` (results/fidelity.md).
+    #[serde(default)]
+    pub kwok_mode: String,
     /// Who made the Nodes: `node-creator` or `sut`.
     #[serde(default)]
     pub nodes: String,

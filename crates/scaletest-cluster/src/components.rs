@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use scaletest_core::constants::{KWOK_NODE_ANNOTATION, KWOK_NODE_ANNOTATION_VALUE};
 use scaletest_core::endpoints::{MetricsTarget, TlsTarget};
 
-use crate::config::{ApiserverLimits, SchedulerMode};
+use crate::config::{ApiserverLimits, KwokMode, SchedulerMode};
 use crate::lean::Lean;
 use crate::pki::Pki;
 use crate::ports::Ports;
@@ -57,6 +57,9 @@ pub struct Layout {
     pub apiserver_limits: ApiserverLimits,
     /// `harness.controlPlane: lean`: only these API groups and controllers. None: all of them.
     pub lean: Option<Lean>,
+    pub kwok_mode: KwokMode,
+    /// Extra kube-apiserver flags, last (the hidden `--apiserver-arg`).
+    pub apiserver_args: Vec<String>,
 }
 
 impl Layout {
@@ -103,6 +106,8 @@ pub struct Programs<'a> {
     pub controller_manager: &'a Path,
     pub scheduler: &'a Path,
     pub kwok: &'a Path,
+    /// `scaletest-node-agents`; only run with `kwok.mode: faithful`.
+    pub node_agents: &'a Path,
 }
 
 /// GOGC of the control plane's Go processes: the heap may grow to (1 + GOGC/100) x the
@@ -128,6 +133,9 @@ pub fn control_plane(l: &Layout, programs: &Programs) -> Vec<Component> {
         v.push(kube_scheduler(l, programs.scheduler));
     }
     v.push(kwok(l, programs.kwok));
+    if l.kwok_mode == KwokMode::Faithful {
+        v.push(node_agents(l, programs.node_agents));
+    }
     v
 }
 
@@ -208,6 +216,13 @@ pub fn kube_apiserver(l: &Layout, program: &Path) -> Component {
         flag("endpoint-reconciler-type", "none"),
         flag("request-timeout", format!("{APISERVER_REQUEST_TIMEOUT_SECS}s")),
         flag("profiling", "false"),
+        // With WatchList on, a watch from resourceVersion=0 (kwok's informers, and a
+        // kubelet's) is turned into a watch stream, which the cacher refuses without watch
+        // progress (KINE_EMULATED_ETCD_VERSION): the watch ends at once, every time, and kwok
+        // held no watch at all, relisting instead (results/fidelity.md). Off, such a watch is
+        // served from the cache as before WatchList, and a client's explicit WatchList
+        // request is refused, so it falls back to LIST + WATCH.
+        flag("feature-gates", "WatchList=false"),
     ];
     // What kwokctl does for scale runs, when the profile asks: no inflight caps, no APF.
     args.extend(l.apiserver_limits.apiserver_flags().iter().map(|f| f.to_string()));
@@ -216,6 +231,7 @@ pub fn kube_apiserver(l: &Layout, program: &Path) -> Component {
         // cache, OpenAPI and discovery documents.
         args.push(flag("runtime-config", lean.runtime_config()));
     }
+    args.extend(l.apiserver_args.iter().cloned());
     Component {
         name: "kube-apiserver",
         program: program.into(),
@@ -346,7 +362,7 @@ pub fn kube_scheduler(l: &Layout, program: &Path) -> Component {
 
 /// kwok v0.8.0 ships no default stages: these are its `fast` Node/Pod stages
 /// with lease heartbeats, copied from the pinned module.
-pub const KWOK_STAGES: [(&str, &str); 5] = [
+pub const KWOK_FAST_STAGES: [(&str, &str); 5] = [
     ("node-initialize.yaml", include_str!("../kwok-stages/node-initialize.yaml")),
     ("node-heartbeat-with-lease.yaml", include_str!("../kwok-stages/node-heartbeat-with-lease.yaml")),
     ("pod-ready.yaml", include_str!("../kwok-stages/pod-ready.yaml")),
@@ -354,10 +370,45 @@ pub const KWOK_STAGES: [(&str, &str); 5] = [
     ("pod-delete.yaml", include_str!("../kwok-stages/pod-delete.yaml")),
 ];
 
+/// `kwok.mode: faithful`: what a kubelet writes per Node and Pod (results/fidelity.md
+/// compares them with a real kubelet's): Node status every 5 min; a Pod's status in the
+/// kubelet's steps with its events (three to Running, its resources ~75 s later, three
+/// to stop it) before the delete.
+pub const KWOK_FAITHFUL_STAGES: [(&str, &str); 10] = [
+    ("node-initialize.yaml", include_str!("../kwok-stages/node-initialize.yaml")),
+    ("faithful/pod-create.yaml", include_str!("../kwok-stages/faithful/pod-create.yaml")),
+    ("faithful/pod-sandbox.yaml", include_str!("../kwok-stages/faithful/pod-sandbox.yaml")),
+    ("faithful/pod-ready.yaml", include_str!("../kwok-stages/faithful/pod-ready.yaml")),
+    ("faithful/pod-resources.yaml", include_str!("../kwok-stages/faithful/pod-resources.yaml")),
+    ("pod-complete.yaml", include_str!("../kwok-stages/pod-complete.yaml")),
+    ("faithful/pod-terminating.yaml", include_str!("../kwok-stages/faithful/pod-terminating.yaml")),
+    ("faithful/pod-terminate.yaml", include_str!("../kwok-stages/faithful/pod-terminate.yaml")),
+    ("faithful/pod-stopped.yaml", include_str!("../kwok-stages/faithful/pod-stopped.yaml")),
+    ("faithful/pod-delete.yaml", include_str!("../kwok-stages/faithful/pod-delete.yaml")),
+];
+
+/// fast's Node heartbeat at a kubelet's nodeStatusReportFrequency (5 min, not 10).
+fn faithful_heartbeat() -> String {
+    KWOK_FAST_STAGES[1]
+        .1
+        .replace("durationMilliseconds: 600000", "durationMilliseconds: 300000")
+        .replace("jitterDurationMilliseconds: 610000", "jitterDurationMilliseconds: 305000")
+}
+
+/// The Stage documents kwok runs in `mode`.
+pub fn kwok_stages(mode: KwokMode) -> Vec<String> {
+    match mode {
+        KwokMode::Fast => KWOK_FAST_STAGES.iter().map(|(_, y)| y.to_string()).collect(),
+        KwokMode::Faithful => std::iter::once(faithful_heartbeat())
+            .chain(KWOK_FAITHFUL_STAGES.iter().map(|(_, y)| y.to_string()))
+            .collect(),
+    }
+}
+
 pub fn kwok(l: &Layout, program: &Path) -> Component {
     let dir = l.dir("kwok");
     let stages = dir.join("stages.yaml");
-    let body = KWOK_STAGES.iter().map(|(_, y)| y.trim_end()).collect::<Vec<_>>().join("\n---\n");
+    let body = kwok_stages(l.kwok_mode).iter().map(|y| y.trim_end()).collect::<Vec<_>>().join("\n---\n");
     Component {
         name: "kwok",
         program: program.into(),
@@ -382,6 +433,21 @@ pub fn kwok(l: &Layout, program: &Path) -> Component {
     }
 }
 
+/// `scaletest-node-agents`: the kubelet's and kube-proxy's watches per kwok Node.
+pub fn node_agents(l: &Layout, program: &Path) -> Component {
+    Component {
+        name: "node-agents",
+        program: program.into(),
+        args: vec![flag("kubeconfig", l.kubeconfig())],
+        env: vec![("NO_COLOR".into(), "1".into())],
+        files: vec![],
+        dirs: vec![],
+        // It serves nothing: its watches show in the apiserver's metrics.
+        probe: Probe::Started,
+        metrics: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,12 +463,14 @@ mod tests {
             scheduler,
             apiserver_limits: ApiserverLimits::Default,
             lean: None,
+            kwok_mode: KwokMode::Fast,
+            apiserver_args: vec![],
         }
     }
 
     fn programs() -> Programs<'static> {
         let b = Path::new("/bin/x");
-        Programs { kine: b, apiserver: b, controller_manager: b, scheduler: b, kwok: b }
+        Programs { kine: b, apiserver: b, controller_manager: b, scheduler: b, kwok: b, node_agents: b }
     }
 
     #[test]
@@ -413,6 +481,20 @@ mod tests {
             ["kine", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
         );
         assert_eq!(names(SchedulerMode::PodShim), ["kine", "kube-apiserver", "kube-controller-manager", "kwok"]);
+        let mut l = layout(SchedulerMode::KubeScheduler);
+        l.kwok_mode = KwokMode::Faithful;
+        let faithful: Vec<_> = control_plane(&l, &programs()).iter().map(|c| c.name).collect();
+        assert_eq!(faithful.last(), Some(&"node-agents"), "faithful mode runs the node agents after kwok");
+    }
+
+    #[test]
+    fn apiserver_serves_resource_version_zero_watches_from_its_cache() {
+        let mut l = layout(SchedulerMode::KubeScheduler);
+        let a = kube_apiserver(&l, Path::new("/bin/x"));
+        assert!(a.args.contains(&"--feature-gates=WatchList=false".to_string()), "{:?}", a.args);
+        l.apiserver_args = vec!["--audit-log-path=/x".into()];
+        let a = kube_apiserver(&l, Path::new("/bin/x"));
+        assert_eq!(a.args.last().map(String::as_str), Some("--audit-log-path=/x"), "extra flags come last");
     }
 
     #[test]
@@ -494,12 +576,54 @@ mod tests {
         assert!(s.args.contains(&"--feature-gates=SchedulerAsyncAPICalls=true".to_string()), "{:?}", s.args);
     }
 
+    /// The Stage documents kwok gets in `mode`, parsed.
+    fn stages(mode: KwokMode) -> Vec<serde_yaml_ng::Value> {
+        let mut l = layout(SchedulerMode::KubeScheduler);
+        l.kwok_mode = mode;
+        let k = kwok(&l, Path::new("/bin/x"));
+        k.files[0].1.split("\n---\n").map(|d| serde_yaml_ng::from_str(d).unwrap()).collect()
+    }
+
+    fn stage<'a>(docs: &'a [serde_yaml_ng::Value], name: &str) -> &'a serde_yaml_ng::Value {
+        docs.iter().find(|d| d["metadata"]["name"] == name).unwrap_or_else(|| panic!("no stage {name}"))
+    }
+
+    #[test]
+    fn faithful_stages_write_what_a_kubelet_writes() {
+        let docs = stages(KwokMode::Faithful);
+        assert_eq!(docs.len(), KWOK_FAITHFUL_STAGES.len() + 1);
+        let names: std::collections::BTreeSet<_> =
+            docs.iter().map(|d| d["metadata"]["name"].as_str().unwrap()).collect();
+        assert_eq!(names.len(), docs.len(), "stage names are unique: {names:?}");
+        // A Pod reaches Running in three status writes, each with its event, as a kubelet's.
+        let events: Vec<_> = ["pod-create", "pod-sandbox", "pod-ready"]
+            .iter()
+            .map(|n| stage(&docs, n)["spec"]["next"]["event"]["reason"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(events, ["Pulled", "Created", "Started"]);
+        assert!(
+            stage(&docs, "pod-ready")["spec"]["next"]["statusTemplate"].as_str().unwrap().contains("phase: Running")
+        );
+        // A deleted Pod is stopped in three writes (the first with its event, the last its
+        // terminal phase) before kwok deletes it.
+        assert_eq!(stage(&docs, "pod-terminating")["spec"]["next"]["event"]["reason"], "Killing");
+        assert!(
+            stage(&docs, "pod-terminate")["spec"]["next"]["statusTemplate"].as_str().unwrap().contains("terminated")
+        );
+        assert!(stage(&docs, "pod-stopped")["spec"]["next"]["statusTemplate"].as_str().unwrap().contains("Succeeded"));
+        assert_eq!(stage(&docs, "pod-delete")["spec"]["next"]["delete"], true);
+        // Node status every 5 min (a kubelet's nodeStatusReportFrequency), not fast's 10.
+        let delay = |d: &[serde_yaml_ng::Value], n: &str| stage(d, n)["spec"]["delay"]["durationMilliseconds"].as_u64();
+        assert_eq!(delay(&docs, "node-heartbeat-with-lease"), Some(300_000));
+        assert_eq!(delay(&stages(KwokMode::Fast), "node-heartbeat-with-lease"), Some(600_000));
+    }
+
     #[test]
     fn kwok_gets_every_stage_and_the_annotation_selector() {
         let k = kwok(&layout(SchedulerMode::KubeScheduler), Path::new("/bin/x"));
         let docs: Vec<serde_yaml_ng::Value> =
             k.files[0].1.split("\n---\n").map(|d| serde_yaml_ng::from_str(d).unwrap()).collect();
-        assert_eq!(docs.len(), KWOK_STAGES.len());
+        assert_eq!(docs.len(), KWOK_FAST_STAGES.len());
         assert!(docs.iter().all(|d| d["kind"] == "Stage"));
         assert!(k.args.contains(&"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake".to_string()));
     }

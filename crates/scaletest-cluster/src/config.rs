@@ -7,7 +7,7 @@ use clap::Parser;
 
 use crate::binaries;
 
-pub use scaletest_core::profile::{ApiserverLimits, ControlPlane, Scheduler as SchedulerMode};
+pub use scaletest_core::profile::{ApiserverLimits, ControlPlane, KwokMode, Scheduler as SchedulerMode};
 
 /// Supervises one simulated Kubernetes cluster: kine, kube-apiserver,
 /// kube-controller-manager, kube-scheduler and kwok, on this machine.
@@ -93,6 +93,15 @@ pub struct ClusterArgs {
     /// supervisor gives up on the cluster.
     #[arg(long, default_value_t = 10)]
     pub max_restarts: u32,
+
+    /// Test/measurement-only: an extra kube-apiserver flag, repeatable (scripts/fidelity.py
+    /// turns on the audit log with it to attribute requests to clients).
+    #[arg(long = "apiserver-arg", hide = true)]
+    pub apiserver_args: Vec<String>,
+
+    /// How kwok plays the kubelet [default: the profile's kwok.mode, else fast].
+    #[arg(long, env = "SCALETEST_KWOK_MODE", value_enum)]
+    pub kwok_mode: Option<KwokMode>,
 
     /// Extra DNS names or IPs for the apiserver's serving certificate.
     #[arg(long = "extra-san", value_delimiter = ',')]

@@ -210,6 +210,8 @@ mod tests {
             scheduler,
             apiserver_limits: ApiserverLimits::Default,
             lean: None,
+            kwok_mode: scaletest_core::profile::KwokMode::Fast,
+            apiserver_args: vec![],
         }
     }
 

@@ -11,6 +11,7 @@ pub mod harness;
 pub mod launcher;
 pub mod lean;
 pub mod metrics;
+pub mod node_agents;
 pub mod pki;
 pub mod ports;
 pub mod probe;

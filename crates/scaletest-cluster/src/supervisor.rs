@@ -105,6 +105,7 @@ pub async fn run(args: ClusterArgs, shutdown: CancellationToken) -> Result<(), S
     let scheduler_mode = args.scheduler.or(profile.as_ref().map(|(_, p)| p.harness.scheduler)).unwrap_or_default();
     let limits =
         args.apiserver_limits.or(profile.as_ref().map(|(_, p)| p.harness.apiserver_limits)).unwrap_or_default();
+    let kwok_mode = args.kwok_mode.or(profile.as_ref().map(|(_, p)| p.kwok.mode)).unwrap_or_default();
     let spec = HarnessSpec {
         profile: profile.as_ref().map(|(path, p)| (path.as_path(), p)),
         run_id: &args.run_id,
@@ -121,6 +122,10 @@ pub async fn run(args: ClusterArgs, shutdown: CancellationToken) -> Result<(), S
     let scheduler = match scheduler_mode {
         crate::config::SchedulerMode::KubeScheduler => find("kube-scheduler")?,
         crate::config::SchedulerMode::PodShim => PathBuf::new(),
+    };
+    let node_agents = match kwok_mode {
+        crate::config::KwokMode::Faithful => find("scaletest-node-agents")?,
+        crate::config::KwokMode::Fast => PathBuf::new(),
     };
     for name in HarnessPrograms::needed(scheduler_mode, &spec) {
         find(&name)?;
@@ -182,10 +187,19 @@ pub async fn run(args: ClusterArgs, shutdown: CancellationToken) -> Result<(), S
         scheduler: scheduler_mode,
         apiserver_limits: limits,
         lean,
+        kwok_mode,
+        apiserver_args: args.apiserver_args.clone(),
     };
     let mut plan = components::control_plane(
         &layout,
-        &Programs { kine: &kine, apiserver: &apiserver, controller_manager: &kcm, scheduler: &scheduler, kwok: &kwok },
+        &Programs {
+            kine: &kine,
+            apiserver: &apiserver,
+            controller_manager: &kcm,
+            scheduler: &scheduler,
+            kwok: &kwok,
+            node_agents: &node_agents,
+        },
     );
     plan.extend(harness::harness(&layout, &harness_programs, &spec));
 

@@ -48,6 +48,37 @@ pub struct Kwok {
     /// per simulated cluster manages all of its Nodes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nodes_per_controller: Option<u32>,
+    /// How closely kwok plays the kubelet: `fast` (one status write per Pod) or
+    /// `faithful` (a kubelet's writes, events and watches; results/fidelity.md).
+    #[serde(default)]
+    pub mode: KwokMode,
+}
+
+/// How kwok plays each fake Node's kubelet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum KwokMode {
+    /// One status write per Pod transition, Node status every ~10 min, three watches in all.
+    #[default]
+    Fast,
+    /// A kubelet's multi-step Pod status with events, Node status every ~5 min, and each
+    /// Node's kubelet + kube-proxy watch set opened by the supervisor's node agents.
+    Faithful,
+}
+
+impl KwokMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fast => "fast",
+            Self::Faithful => "faithful",
+        }
+    }
+}
+
+impl fmt::Display for KwokMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// How each simulated cluster is put together.

@@ -40,6 +40,7 @@ fn minimal_profile_gets_defaults() {
     let p = minimal();
     assert_eq!(p.harness, Harness::default());
     assert_eq!(p.harness.scheduler, Scheduler::KubeScheduler);
+    assert_eq!(p.kwok.mode, KwokMode::Fast, "fast stays the default");
     assert_eq!(p.harness.density, 100);
     assert_eq!(p.harness.apiserver_limits, ApiserverLimits::Default);
     assert_eq!(p.harness.binder_workers, 16);
@@ -467,6 +468,11 @@ fn parse_errors_name_their_field() {
         (format!("{MINIMAL}sut: {{command: [x], manifests: [no-such-dir]}}\n"), "sut.manifests[0]", "no-such-dir"),
         (format!("{MINIMAL}sut: {{command: [./no-such-ctl]}}\n"), "sut.command[0]", "no-such-ctl"),
         (format!("{MINIMAL}harness: {{nodes: karpenter}}\n"), "harness.nodes", "expected `node-creator` or `sut`"),
+        (
+            MINIMAL.replace("kwok: {clusterCount: 2}", "kwok: {clusterCount: 2, mode: kubelet}"),
+            "kwok.mode",
+            "unknown variant `kubelet`, expected `fast` or `faithful`",
+        ),
         ("name: t\nkwok: {clusterCount: 2\n".to_owned(), "kwok", "did not find expected ',' or '}' at line 3 column 1"),
         (
             format!("{MINIMAL}sut: {{command: [x, --k=${{kubeconfig}}]}}\n"),
@@ -626,4 +632,15 @@ fn slo_metrics_name_every_selector() {
     // The default SLOs read the load-driver's and the reference SUT's histograms.
     let defaults = minimal().slo_metrics();
     assert!(defaults.iter().all(|m| m.starts_with("scaletest_")), "{defaults:?}");
+}
+
+#[test]
+fn kwok_mode_faithful_is_a_profile_choice() {
+    let p = parse_str(
+        &MINIMAL.replace("kwok: {clusterCount: 2}", "kwok: {clusterCount: 2, mode: faithful}"),
+        Path::new("profiles/t.yaml"),
+    )
+    .unwrap();
+    assert_eq!(p.kwok.mode, KwokMode::Faithful);
+    assert_eq!(p.kwok.mode.to_string(), "faithful");
 }
