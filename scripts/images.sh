@@ -151,8 +151,10 @@ export_image() { # export_image LOCAL-TAG NAME REF
 build_daemonless() {
   install_tools
   command -v cargo >/dev/null || die "cargo not found"
-  log "release binaries: cargo build --release --locked --workspace --bins"
-  (cd "$root" && cargo build --release --locked --workspace --bins)
+  # Built outside the clone, like the upstream binaries: a fresh clone (CI) reuses it.
+  local target=${CARGO_TARGET_DIR:-$cache/images/target}
+  log "release binaries: cargo build --release --locked --workspace --bins (CARGO_TARGET_DIR=$target)"
+  (cd "$root" && CARGO_TARGET_DIR=$target cargo build --release --locked --workspace --bins)
   local up prom
   up=$(SCALETEST_SKIP_PROMETHEUS=1 "$root/scripts/upstream.sh" build)
   prom=$("$root/scripts/upstream.sh" prometheus-image-binary)
@@ -174,7 +176,7 @@ build_daemonless() {
   bh bud --quiet --timestamp 0 --pull-never --isolation chroot --format oci \
     -f "$work/base/base.Containerfile" -t localhost/scaletest-base:build "$work/base" >/dev/null
 
-  local rel="$root/target/release" b
+  local rel="$target/release" b
   for b in scaletest-cluster scaletest-node-creator scaletest-pod-shim scaletest-load-driver scaletest-sut scaletest-runner; do
     install -m 0755 "$rel/$b" "$work/harness/bin/$b"
   done
