@@ -152,9 +152,14 @@ build_daemonless() {
   install_tools
   command -v cargo >/dev/null || die "cargo not found"
   # Built outside the clone, like the upstream binaries: a fresh clone (CI) reuses it.
-  local target=${CARGO_TARGET_DIR:-$cache/images/target}
+  local target=${CARGO_TARGET_DIR:-$cache/images/target} v
   log "release binaries: cargo build --release --locked --workspace --bins (CARGO_TARGET_DIR=$target)"
-  (cd "$root" && CARGO_TARGET_DIR=$target cargo build --release --locked --workspace --bins)
+  # Without what cargo set for a caller (a test): build scripts track some of it (ring:
+  # CARGO_MANIFEST_DIR, CARGO_PKG_NAME) and a change rebuilds most of the workspace.
+  (
+    for v in $(compgen -e | grep -E '^(CARGO_(PKG|MANIFEST|CRATE|BIN|PRIMARY|TARGET_TMPDIR)|OUT_DIR$)'); do unset "$v"; done
+    cd "$root" && CARGO_TARGET_DIR=$target cargo build --release --locked --workspace --bins
+  )
   local up prom
   up=$(SCALETEST_SKIP_PROMETHEUS=1 "$root/scripts/upstream.sh" build)
   prom=$("$root/scripts/upstream.sh" prometheus-image-binary)
