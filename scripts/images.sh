@@ -173,11 +173,18 @@ export_image() { # export_image LOCAL-TAG NAME REF
 
 build_daemonless() {
   install_tools
-  local up prom="" rel="$root/target/release"
+  # Built outside the clone, like the upstream binaries: a fresh clone (CI) reuses it.
+  local target=${CARGO_TARGET_DIR:-$cache/images/target} v up prom=""
+  local rel="$target/release"
   if wanted harness || wanted sut; then
     command -v cargo >/dev/null || die "cargo not found"
-    log "release binaries: cargo build --release --locked --workspace --bins"
-    (cd "$root" && cargo build --release --locked --workspace --bins)
+    log "release binaries: cargo build --release --locked --workspace --bins (CARGO_TARGET_DIR=$target)"
+    # Without what cargo set for a caller (a test): build scripts track some of it (ring:
+    # CARGO_MANIFEST_DIR, CARGO_PKG_NAME) and a change rebuilds most of the workspace.
+    (
+      for v in $(compgen -e | grep -E '^(CARGO_(PKG|MANIFEST|CRATE|BIN|PRIMARY|TARGET_TMPDIR)|OUT_DIR$)'); do unset "$v"; done
+      cd "$root" && CARGO_TARGET_DIR=$target cargo build --release --locked --workspace --bins
+    )
   fi
   if wanted harness || wanted karpenter; then
     up=$(SCALETEST_SKIP_PROMETHEUS=1 "$root/scripts/upstream.sh" build)

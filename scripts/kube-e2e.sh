@@ -3,8 +3,13 @@
 # Docker engine: builds the images daemonlessly (scripts/images.sh), brings up the
 # single-node Kubernetes of scripts/realnode.sh with them imported, runs
 #   scaletest-runner run --profile ${PROFILE:-profiles/smoke.yaml} --target kube
-# against it with every image named, and tears the node down whatever happened.
-# Exit code: the runner's (0 passed, 1 failed, 2 refused), or the step's that failed.
+# against it with every image named, checks that the run left no namespace behind,
+# and tears the node down whatever happened.
+# SCALETEST_RUNNER names the runner binary (default: target/debug/scaletest-runner,
+# built here); OUTPUT the run's folder. crates/runner/tests/kube_realnode.rs runs
+# this in `make test`.
+# Exit code: the runner's (0 passed, 1 failed, 2 refused), 3 when the run left a
+# namespace, or the step's that failed.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -12,13 +17,17 @@ cd "$root"
 source upstream/versions.env
 profile=${PROFILE:-profiles/smoke.yaml}
 images=target/images
+runner=${SCALETEST_RUNNER:-}
 
 step() { printf '[kube-e2e] %s (%s)\n' "$1" "$(date -u +%H:%M:%S)" >&2; }
 
 step "images"
 SCALETEST_IMAGE_BUILDER=daemonless scripts/images.sh build
-step "workspace (debug)"
-cargo build --workspace --bins
+if [ -z "$runner" ]; then
+  step "workspace (debug)"
+  cargo build --workspace --bins
+  runner=target/debug/scaletest-runner
+fi
 
 trap 'step "down"; scripts/realnode.sh down' EXIT
 step "real node up"
@@ -27,8 +36,15 @@ kubeconfig=$(scripts/realnode.sh up "$images"/scaletest-harness.oci.tar "$images
 export KUBECONFIG=$kubeconfig
 step "run $profile --target kube"
 rc=0
-target/debug/scaletest-runner run --profile "$profile" --target kube --context scaletest-realnode \
+"$runner" run --profile "$profile" --target kube --context scaletest-realnode \
   --image harness=scaletest-harness:dev --image sut=scaletest-sut:dev \
   --image "prometheus=scaletest-prometheus:$PROMETHEUS_VERSION" ${OUTPUT:+--output "$OUTPUT"} || rc=$?
 step "runner exit code $rc"
+# The runner deletes the namespace its install created: only the cluster's own remain.
+left=$("$(scripts/upstream.sh bin-dir)/kubectl" get namespaces -o name \
+  | grep -v -x -E 'namespace/(default|kube-system|kube-public|kube-node-lease)' || true)
+if [ -n "$left" ]; then
+  step "the run left $(echo "$left" | tr '\n' ' ')"
+  [ $rc -ne 0 ] || rc=3
+fi
 exit $rc

@@ -9,6 +9,13 @@
 #   scripts/realnode.sh status            components, the Node, images
 #   scripts/realnode.sh down              tear everything down and put the machine back
 #   scripts/realnode.sh kubeconfig        print the kubeconfig path
+#   scripts/realnode.sh preflight         one line naming what this machine lacks to run a
+#                                         node (exit 1), or that it can (exit 0)
+#
+# One real node at a time on a machine: `up` takes $SCALETEST_REALNODE_LOCK
+# (/tmp/scaletest-realnode.lock; waits for it, up to SCALETEST_REALNODE_LOCK_WAIT s)
+# and a holder process keeps it until `down`, unless a caller (a test, a user's
+# `flock /tmp/scaletest-realnode.lock ...`) already holds it.
 #
 # The real setup, not test shortcuts: every component authenticates with a client
 # certificate of our CA (the apiserver to the kubelet with --kubelet-client-certificate),
@@ -57,6 +64,7 @@ PAUSE_IMAGE=localhost/scaletest/pause:1
 DEBIAN_PACKAGES=(containerd runc containernetworking-plugins iptables buildah)
 GLOBAL_SYSCTLS=(kernel.panic kernel.panic_on_oops vm.overcommit_memory)
 CNI_BIN=/usr/lib/cni
+LOCK=${SCALETEST_REALNODE_LOCK:-/tmp/scaletest-realnode.lock}
 # Created whatever the roots we give: CNI's result cache (/var/lib/cni), the kubelet's
 # /var/log/containers links and device-plugin socket (/var/lib/kubelet/device-plugins),
 # the shims' sockets (/run/containerd/s), buildah's blob-info cache (/var/lib/containers).
@@ -81,6 +89,43 @@ preflight() {
   [ -d /sys/fs/cgroup/memory ] || [ -f /sys/fs/cgroup/cgroup.controllers ] || die "no memory cgroup: cannot run containers"
   grep -qw overlay /proc/filesystems || modprobe overlay 2>/dev/null || die "no overlayfs: cannot run containers"
   command -v nsenter >/dev/null || die "no nsenter (util-linux)"
+  command -v go >/dev/null || die "no Go toolchain (kubelet, kube-proxy and the pause image are built here)"
+  command -v apt-get >/dev/null || dpkg -s "${DEBIAN_PACKAGES[@]}" >/dev/null 2>&1 \
+    || die "no apt-get to install ${DEBIAN_PACKAGES[*]}"
+}
+
+# ---------------------------------------------------------------------------- lock
+
+# True when a process above this one holds $LOCK (flock(1) or a test holding it
+# across up..down): taking it again here would wait for ourselves.
+lock_held_by_caller() {
+  [ -e "$LOCK" ] || return 1
+  local ino holders p
+  ino=$(stat -c %i "$LOCK")
+  # /proc/locks: "1: FLOCK ADVISORY WRITE <pid> <maj>:<min>:<inode> 0 EOF"
+  holders=$(awk -v ino="$ino" '$2 == "FLOCK" { n = split($6, a, ":"); if (a[n] == ino) print $5 }' /proc/locks)
+  [ -n "$holders" ] || return 1
+  p=$$
+  while [ -n "$p" ] && [ "$p" -gt 1 ]; do
+    grep -qx "$p" <<<"$holders" && return 0
+    p=$(awk '/^PPid:/ { print $2 }' "/proc/$p/status" 2>/dev/null || true)
+  done
+  return 1
+}
+
+# Takes $LOCK for the node's lifetime: a holder process (its pid in $lock_holder)
+# keeps the lock's file descriptor open until `down` stops it.
+lock_holder=""
+take_lock() {
+  if lock_held_by_caller; then log "$LOCK is held by a caller"; return; fi
+  exec 9>>"$LOCK"
+  if ! flock -n 9; then
+    log "waiting for $LOCK: another real node is up on this machine"
+    flock -w "${SCALETEST_REALNODE_LOCK_WAIT:-3600}" 9 || die "$LOCK still held after ${SCALETEST_REALNODE_LOCK_WAIT:-3600} s"
+  fi
+  setsid sleep infinity </dev/null >/dev/null 2>&1 &
+  lock_holder=$!
+  exec 9>&-
 }
 
 install_packages() {
@@ -358,18 +403,22 @@ save_machine_state() {
 }
 
 up() {
+  preflight
+  take_lock
+  # Until the node's directory records the holder, a failure releases the lock here.
+  trap '[ -z "$lock_holder" ] || kill "$lock_holder" 2>/dev/null || true' EXIT
   if [ -e "$dir" ]; then die "$dir exists: run \`$0 down\` first"; fi
   # `ip netns add` makes /run/netns a (shared) bind mount of itself: undone by `down`
   # when it was not there before.
   local fresh_run_netns=0
   [ -e /run/netns ] || fresh_run_netns=1
-  preflight
   install_packages
   local up_bin
   up_bin=$("$root/scripts/upstream.sh" build)
   SCALETEST_SKIP_PROMETHEUS=1 "$root/scripts/upstream.sh" node >/dev/null
   bin=$up_bin
   mkdir -p "$dir" "$logs" "$pids"
+  [ -z "$lock_holder" ] || echo "$lock_holder" >"$pids/lock-holder"
   save_machine_state
   [ $fresh_run_netns = 0 ] || touch "$dir/remove-run-netns"
   # From here on, a failure leaves a half-made node: take it down again.
@@ -496,7 +545,13 @@ down() {
     umount /run/netns 2>/dev/null || true
     rmdir /run/netns 2>/dev/null || true
   fi
+  local holder=""
+  [ -f "$pids/lock-holder" ] && holder=$(cat "$pids/lock-holder")
   rm -rf "$dir"
+  # Last: the next node may come up from here on.
+  if [ -n "$holder" ] && [ "$(tr '\0' ' ' <"/proc/$holder/cmdline" 2>/dev/null)" = "sleep infinity " ]; then
+    kill "$holder" && log "released $LOCK"
+  fi
   log "down: nothing left ($dir removed)"
 }
 
@@ -528,5 +583,6 @@ case "${1:-}" in
   status) status ;;
   import) shift; import "$@" ;;
   kubeconfig) echo "$dir/admin.kubeconfig" ;;
-  *) echo "usage: $0 up [ARCHIVE...] | import ARCHIVE... | status | down | kubeconfig" >&2; exit 2 ;;
+  preflight) preflight; log "this machine can run a real node" ;;
+  *) echo "usage: $0 up [ARCHIVE...] | import ARCHIVE... | status | down | kubeconfig | preflight" >&2; exit 2 ;;
 esac

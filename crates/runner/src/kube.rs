@@ -448,23 +448,13 @@ impl KubeRun {
         let dir = crate::prom::snapshot(addr, Path::new("/prometheus"))
             .await
             .map_err(|e| KubeError::Command { what: "snapshot".into(), detail: e.to_string() })?;
-        let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         let deploy = format!("deploy/{}-prometheus", self.fullname());
+        // The TSDB at the archive's top level, as the local target writes it: a replay
+        // opens the unpacked directory itself.
+        let dir = dir.to_string_lossy().to_string();
         let out = self
             .kube
-            .kubectl(&[
-                "-n",
-                &self.namespace,
-                "exec",
-                &deploy,
-                "--",
-                "tar",
-                "-C",
-                "/prometheus/snapshots",
-                "-czf",
-                "-",
-                &name,
-            ])
+            .kubectl(&["-n", &self.namespace, "exec", &deploy, "--", "tar", "-C", &dir, "-czf", "-", "."])
             .output()
             .await
             .map_err(|e| KubeError::Command { what: "kubectl exec tar".into(), detail: e.to_string() })?;

@@ -2,7 +2,6 @@
 //! harness process and Prometheus real. Serialised: each run loads both cores.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Mutex;
 
@@ -10,34 +9,15 @@ use serde_json::Value;
 
 mod common;
 
-use common::{leftovers, repo, runner, summary};
+use common::{leftovers, runner, smoke_lifted, smoke_variant, summary};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-/// A copy of the smoke profile with `edit` applied to its YAML text.
-fn smoke_variant(dir: &Path, name: &str, edit: impl Fn(String) -> String) -> PathBuf {
-    let text = std::fs::read_to_string(repo().join("profiles/smoke.yaml")).unwrap();
-    let text = edit(text.replace("name: smoke", &format!("name: {name}")));
-    let path = dir.join(format!("{name}.yaml"));
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 #[test]
 fn smoke_passes_with_measured_values_and_an_openable_snapshot() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
-    // The default SLOs with their thresholds lifted: this proves the run end to end on a
-    // shared, noisy machine; how fast it is belongs to `make bench` and results/.
-    let slos: Vec<_> = scaletest_core::profile::default_slos()
-        .into_iter()
-        .map(|mut slo| {
-            slo.threshold = 600.0;
-            slo
-        })
-        .collect();
-    let slos = serde_yaml_ng::to_string(&serde_json::json!({ "slos": slos })).unwrap();
-    let profile = smoke_variant(tmp.path(), "smoke-lifted", |t| t.replace("# `slos` is left out", &format!("{slos}#")));
+    let profile = smoke_lifted(tmp.path(), "smoke-lifted");
     let out = tmp.path().join("out");
     let status = runner(tmp.path())
         .args(["run", "--yes", "--profile"])

@@ -19,6 +19,30 @@ pub fn runner(tmp: &Path) -> Command {
     c
 }
 
+/// A copy of the smoke profile with `edit` applied to its YAML text.
+pub fn smoke_variant(dir: &Path, name: &str, edit: impl Fn(String) -> String) -> PathBuf {
+    let text = std::fs::read_to_string(repo().join("profiles/smoke.yaml")).unwrap();
+    let text = edit(text.replace("name: smoke", &format!("name: {name}")));
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The smoke profile with the default SLOs' thresholds lifted: a test proves the run
+/// end to end on a shared, noisy machine; how fast it is belongs to `make bench` and
+/// results/.
+pub fn smoke_lifted(dir: &Path, name: &str) -> PathBuf {
+    let slos: Vec<_> = scaletest_core::profile::default_slos()
+        .into_iter()
+        .map(|mut slo| {
+            slo.threshold = 600.0;
+            slo
+        })
+        .collect();
+    let slos = serde_yaml_ng::to_string(&serde_json::json!({ "slos": slos })).unwrap();
+    smoke_variant(dir, name, |t| t.replace("# `slos` is left out", &format!("{slos}#")))
+}
+
 pub fn summary(output: &Path) -> Value {
     let text = std::fs::read_to_string(output.join("summary.json")).expect("summary.json written");
     serde_json::from_str(&text).unwrap()
