@@ -201,9 +201,16 @@ async fn every_profile_renders_with_its_cluster_count() {
         let given = std::fs::read_to_string(&path).unwrap();
         assert_eq!(cm.data.as_ref().unwrap()[&format!("{}.yaml", p.name)], given, "{}", p.name);
 
-        // The fixed layout of --port-base, declared port by port.
+        // The fixed layout of --port-base, declared port by port; a user's controller from
+        // its image declares the last two (sut, sut-health) on its own sidecar.
         let ports: Vec<i32> = c.ports.iter().flatten().map(|p| p.container_port).collect();
-        assert_eq!(ports, (PORT_BASE..PORT_BASE + port_count as i32).collect::<Vec<_>>());
+        let sidecar = p.sut.external().is_some_and(|e| e.image.is_some());
+        let declared = if sidecar { port_count - 2 } else { port_count };
+        assert_eq!(ports, (PORT_BASE..PORT_BASE + declared as i32).collect::<Vec<_>>(), "{}", p.name);
+        if sidecar {
+            let sut: Vec<i32> = container(&sts, "sut").ports.iter().flatten().map(|p| p.container_port).collect();
+            assert_eq!(sut, [PORT_BASE + declared as i32, PORT_BASE + declared as i32 + 1], "{}", p.name);
+        }
 
         // Least privilege: no API access for the clusters, a namespaced Role for Prometheus.
         let pod = spec.template.spec.as_ref().unwrap();
@@ -324,7 +331,7 @@ async fn a_users_controller_runs_as_a_sidecar_from_its_image() {
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(profile_path("karpenter")).unwrap();
     let text = text
-        .replace("  command: [karpenter-kwok]", "  image: registry.example/karpenter-kwok:v1.15.0")
+        .replace("  image: scaletest-karpenter:v1.15.0", "  image: registry.example/karpenter-kwok:v1.15.0")
         .replace(
             "  metrics: {port: \"${metricsPort}\", path: /metrics}",
             "  metrics: {port: \"${metricsPort}\", path: /m}",
