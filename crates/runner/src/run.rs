@@ -571,6 +571,17 @@ impl Run {
         // Every cluster's load-driver scraped, then the gates open.
         let up = "count(up{component=\"load-driver\"} == 1)";
         wait_for_value(&addr, up, f64::from(clusters), timeout, shutdown, "load-drivers scraped").await?;
+        // The SUT scraped once before the load too: its histograms' first sample must
+        // precede its first observations, or rate() over the run sees no increase (a fast
+        // ramp is acknowledged within one scrape interval).
+        let sut_scraped = match &self.profile.sut {
+            profile::Sut::Reference(_) => true,
+            profile::Sut::External(e) => e.metrics.is_some(),
+        };
+        if sut_scraped {
+            let up = "count(up{component=\"sut\"} == 1)";
+            wait_for_value(&addr, up, f64::from(clusters), timeout, shutdown, "SUTs scraped").await?;
+        }
         self.check_slo_queries().await?;
         let k = self.kube.as_ref().expect("kube run");
         k.wait_clusters_ready(timeout, shutdown).await.map_err(fail)?;
