@@ -125,9 +125,18 @@ fn parse_value(v: &Value) -> Option<f64> {
 /// An instant query's value: the single sample, the sum of a vector's samples
 /// (callers aggregate in PromQL), or None when there is no data yet.
 pub async fn query(addr: &str, promql: &str) -> Result<Option<f64>, QueryError> {
-    let body = http::get(addr, &format!("/api/v1/query?query={}", http::encode(promql)))
-        .await
-        .map_err(|e| QueryError::from_http(promql, e))?;
+    instant_query(addr, &format!("/api/v1/query?query={}", http::encode(promql)), promql).await
+}
+
+/// [`query`] evaluated at `at` (unix seconds) rather than when Prometheus answers: a
+/// run's verdict reads every query at one instant, its window ending there, however long
+/// the queries take (through a kube port-forward, tens of seconds for them all).
+pub async fn query_at(addr: &str, promql: &str, at: f64) -> Result<Option<f64>, QueryError> {
+    instant_query(addr, &format!("/api/v1/query?query={}&time={at:.3}", http::encode(promql)), promql).await
+}
+
+async fn instant_query(addr: &str, path: &str, promql: &str) -> Result<Option<f64>, QueryError> {
+    let body = http::get(addr, path).await.map_err(|e| QueryError::from_http(promql, e))?;
     let shape = |detail: &str| QueryError::Shape { query: promql.into(), detail: detail.into() };
     let v: Value = serde_json::from_str(&body).map_err(|e| shape(&e.to_string()))?;
     let data = &v["data"];

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use scaletest_cluster::components::Component;
 use scaletest_cluster::metrics::SupervisorMetrics;
@@ -738,6 +738,8 @@ impl Run {
         let addr = self.prom_addr().ok_or_else(|| fail("no Prometheus"))?.to_string();
         // One more scrape so the last values are in.
         tokio::time::sleep(Duration::from_secs(6)).await;
+        // One instant for every query, the window ending there (see prom::query_at).
+        let at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
         let window = format!("{}s", self.started.elapsed().as_secs().max(60));
         let q = |h: &str, quantile: f64| {
             format!("histogram_quantile({quantile}, sum(increase({h}_bucket[{window}])) by (le))")
@@ -763,7 +765,7 @@ impl Run {
         // Autoscaler KPIs (nodesCreated among them), measured by the load-drivers for any SUT.
         queries.extend(summary::kpi_queries(&window, q));
         for (name, query) in queries {
-            let v = prom::query(&addr, &query).await.map_err(fail)?;
+            let v = prom::query_at(&addr, &query, at).await.map_err(fail)?;
             self.metrics.insert(name.to_string(), v);
         }
         let records: Vec<FaultRecord> = self.faults.iter().map(|(_, r)| r.clone()).collect();
@@ -774,15 +776,17 @@ impl Run {
         }
         let mut apiserver = [None; 3];
         for (slot, (_, query, _)) in apiserver.iter_mut().zip(saturation::queries(&window)) {
-            *slot = prom::query(&addr, &query).await.map_err(fail)?;
+            *slot = prom::query_at(&addr, &query, at).await.map_err(fail)?;
         }
         self.control_plane = ControlPlane::judge(apiserver);
         for mut slo in self.profile.slos() {
             slo.query = slo.query.replace(profile::SLO_WINDOW, &window);
-            let v = prom::query(&addr, &slo.query).await.map_err(fail)?;
+            let v = prom::query_at(&addr, &slo.query, at).await.map_err(fail)?;
             self.metrics.insert(slo.name.clone(), v);
             self.slos.push(SloResult::judge(&slo, v));
         }
+        let took = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()) - at;
+        self.phases.insert("evaluate".into(), took);
         Ok(())
     }
 

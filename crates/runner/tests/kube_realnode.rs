@@ -33,13 +33,7 @@ const FIXED_PATHS: [&str; 5] =
 const SYSCTLS: [&str; 3] = ["kernel/panic", "kernel/panic_on_oops", "vm/overcommit_memory"];
 const NODE_PROGRAMS: [&str; 5] = ["kubelet", "kube-proxy", "containerd", "containerd-shim-runc-v2", "pause"];
 
-// Out of `make test` until the kube smoke passes again: after the session-6 merges (lean
-// control plane, node agents, footprint-sized resources) it fails on the real node with
-// "acknowledgeP99Seconds had no data" (the reference SUT's acknowledge histogram has no
-// increase on kube; locally it has). Run it with `cargo test -p scaletest-runner --test
-// kube_realnode -- --ignored` or `make kube-e2e`.
 #[test]
-#[ignore = "kube smoke fails: acknowledgeP99Seconds has no data on kube since the session-6 merges"]
 fn smoke_on_a_real_node_passes_and_leaves_the_machine_as_it_was() {
     let preflight = Command::new(repo().join("scripts/realnode.sh")).arg("preflight").output().unwrap();
     if !preflight.status.success() {
