@@ -6,7 +6,13 @@
 # against it with every image named, checks that the run left no namespace behind,
 # and tears the node down whatever happened.
 # SCALETEST_RUNNER names the runner binary (default: target/debug/scaletest-runner,
-# built here); OUTPUT the run's folder. crates/runner/tests/kube_realnode.rs runs
+# built here); OUTPUT the run's folder; EXTRA_IMAGES more of scripts/images.sh's images
+# to build and import (e.g. `EXTRA_IMAGES=karpenter PROFILE=profiles/karpenter.yaml`,
+# whose profile names that image, with SUT_IMAGE= empty so that `--image sut=` does
+# not replace it); SUT_IMAGE the reference SUT's image (scaletest-sut:dev); RUN_ARGS
+# more runner flags (e.g. `--set ...`); POD_USAGE=1 (with OUTPUT) samples the CPU and
+# memory of the run's Pods from the kubelet (scripts/kube-pod-usage.py) and writes
+# OUTPUT/pod-usage.json and OUTPUT/pod-usage.md over the loaded window. crates/runner/tests/kube_realnode.rs runs
 # this in `make test`.
 # Exit code: the runner's (0 passed, 1 failed, 2 refused), 3 when the run left a
 # namespace, or the step's that failed.
@@ -22,7 +28,10 @@ runner=${SCALETEST_RUNNER:-}
 step() { printf '[kube-e2e] %s (%s)\n' "$1" "$(date -u +%H:%M:%S)" >&2; }
 
 step "images"
-SCALETEST_IMAGE_BUILDER=daemonless scripts/images.sh build
+extra=${EXTRA_IMAGES:-}
+sut_image=${SUT_IMAGE-scaletest-sut:dev}
+# shellcheck disable=SC2086 # a list of image names
+SCALETEST_IMAGE_BUILDER=daemonless scripts/images.sh build harness sut prometheus $extra
 if [ -z "$runner" ]; then
   step "workspace (debug)"
   cargo build --workspace --bins
@@ -31,15 +40,30 @@ fi
 
 trap 'step "down"; scripts/realnode.sh down' EXIT
 step "real node up"
-kubeconfig=$(scripts/realnode.sh up "$images"/scaletest-harness.oci.tar "$images"/scaletest-sut.oci.tar \
-  "$images"/scaletest-prometheus.oci.tar)
+archives=("$images"/scaletest-harness.oci.tar "$images"/scaletest-sut.oci.tar "$images"/scaletest-prometheus.oci.tar)
+for name in $extra; do archives+=("$images/scaletest-$name.oci.tar"); done
+kubeconfig=$(scripts/realnode.sh up "${archives[@]}")
 export KUBECONFIG=$kubeconfig
+usage=""
+if [ "${POD_USAGE:-}" = 1 ] && [ -n "${OUTPUT:-}" ]; then
+  usage=$(mktemp "${TMPDIR:-/tmp}/scaletest-pod-usage.XXXXXX")
+  scripts/kube-pod-usage.py sample --out "$usage" &
+  usage_pid=$!
+  trap 'kill "$usage_pid" 2>/dev/null || true; rm -f "$usage"; step "down"; scripts/realnode.sh down' EXIT
+fi
 step "run $profile --target kube"
 rc=0
 "$runner" run --profile "$profile" --target kube --context scaletest-realnode \
-  --image harness=scaletest-harness:dev --image sut=scaletest-sut:dev \
-  --image "prometheus=scaletest-prometheus:$PROMETHEUS_VERSION" ${OUTPUT:+--output "$OUTPUT"} || rc=$?
+  --image harness=scaletest-harness:dev ${sut_image:+--image "sut=$sut_image"} \
+  --image "prometheus=scaletest-prometheus:$PROMETHEUS_VERSION" ${OUTPUT:+--output "$OUTPUT"} \
+  ${RUN_ARGS:-} || rc=$?
 step "runner exit code $rc"
+if [ -n "$usage" ]; then
+  kill "$usage_pid" 2>/dev/null || true
+  wait "$usage_pid" || true
+  scripts/kube-pod-usage.py summarize "$usage" "$OUTPUT" > "$OUTPUT/pod-usage.md" \
+    || step "pod usage: no summary (see above)"
+fi
 # The runner deletes the namespace its install created: only the cluster's own remain.
 left=$("$(scripts/upstream.sh bin-dir)/kubectl" get namespaces -o name \
   | grep -v -x -E 'namespace/(default|kube-system|kube-public|kube-node-lease)' || true)

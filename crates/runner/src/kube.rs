@@ -168,6 +168,9 @@ pub fn footprint_values(profile: &scaletest_core::profile::Profile) -> Vec<Strin
     };
     let mut values = resources("cluster.resources", &plan.cluster);
     values.extend(resources("prometheus.resources", &plan.prometheus));
+    if let Some(sut) = &plan.sut {
+        values.extend(resources("sut.resources", sut));
+    }
     if plan.scrape == PrometheusScrape::Read {
         let slo = profile.slo_metrics();
         let mut keep = vec![RUNNER_READS.to_string()];
@@ -535,6 +538,12 @@ mod tests {
             assert!(dev.contains(&v.to_string()), "{v} not in {dev:?}");
         }
         assert!(!dev.iter().any(|v| v.starts_with("prometheus.keepMetrics")), "{dev:?}");
+        assert!(!dev.iter().any(|v| v.starts_with("sut.")), "the reference SUT runs in the cluster container: {dev:?}");
+        // A user's controller gets what its profile declares (sut.resources), request and limit.
+        let karpenter = footprint_values(&profile("karpenter"));
+        for v in ["sut.resources.requests.cpu=", "sut.resources.limits.cpu=", "sut.resources.limits.memory="] {
+            assert!(karpenter.iter().any(|k| k.starts_with(v)), "{v} not in {karpenter:?}");
+        }
         // 5,000 clusters: past one Prometheus's series budget, only what the run reads.
         let cloud = footprint_values(&profile("cloud-5m"));
         let keep = cloud.iter().find_map(|v| v.strip_prefix("prometheus.keepMetrics=")).unwrap();

@@ -133,7 +133,11 @@ fn one<K: Resource<DynamicType = ()> + DeserializeOwned>(docs: &[Value], name_su
 
 fn container<'a>(sts: &'a StatefulSet, name: &str) -> &'a Container {
     let spec = sts.spec.template.spec.as_ref().unwrap();
-    spec.containers.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no container {name}"))
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no container {name}"))
 }
 
 /// Every rendered object carries `scaletest-run: <run_id>`, in `namespace` when namespaced.
@@ -347,6 +351,16 @@ async fn a_users_controller_runs_as_a_sidecar_from_its_image() {
     let docs = documents(&ok(&out, "helm template with a user's image"));
     let sts: StatefulSet = one(&docs, "-cluster");
     assert!(container(&sts, "cluster").args.as_ref().unwrap().contains(&"--no-sut".to_string()));
+    // The cluster is a native sidecar whose startup probe holds the controller back
+    // until the cluster's kubeconfig exists.
+    let pod = sts.spec.template.spec.as_ref().unwrap();
+    let init: Vec<&str> = pod.init_containers.iter().flatten().map(|c| c.name.as_str()).collect();
+    let main: Vec<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!((init, main), (vec!["cluster"], vec!["sut"]));
+    let cluster = container(&sts, "cluster");
+    assert_eq!(cluster.restart_policy.as_deref(), Some("Always"));
+    let startup = cluster.startup_probe.as_ref().and_then(|p| p.http_get.as_ref()).unwrap();
+    assert_eq!(startup.path.as_deref(), Some("/readyz"));
     let sut = container(&sts, "sut");
     assert_eq!(sut.image.as_deref(), Some("registry.example/karpenter-kwok:v1.15.0"));
     assert!(sut.command.is_none() && sut.args.is_none(), "its own entrypoint: {sut:?}");

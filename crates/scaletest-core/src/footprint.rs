@@ -122,40 +122,53 @@ pub struct Plan {
     pub mean_rate: f64,
     pub peak_rate: f64,
     pub cluster: Resources,
+    /// The user's controller beside each cluster, as its profile declares (`sut.resources`).
+    pub sut: Option<Resources>,
     pub series: u64,
     pub scrape: PrometheusScrape,
     pub prometheus: Resources,
 }
 
 impl Plan {
+    /// One cluster with its controller, if the profile declares one's resources.
+    fn per_cluster(&self, f: impl Fn(&Resources) -> u64) -> u64 {
+        f(&self.cluster) + self.sut.as_ref().map_or(0, &f)
+    }
+
     /// vCPU the run requests (every cluster plus Prometheus).
     pub fn vcpu(&self) -> f64 {
-        (u64::from(self.clusters) * self.cluster.cpu_request_millis + self.prometheus.cpu_request_millis) as f64
-            / 1000.0
+        let cluster = self.per_cluster(|r| r.cpu_request_millis);
+        (u64::from(self.clusters) * cluster + self.prometheus.cpu_request_millis) as f64 / 1000.0
     }
 
     /// vCPU every cluster asks for at its fastest phase at once, plus Prometheus.
     pub fn peak_vcpu(&self) -> f64 {
-        (u64::from(self.clusters) * self.cluster.cpu_limit_millis + self.prometheus.cpu_request_millis) as f64 / 1000.0
+        let cluster = self.per_cluster(|r| r.cpu_limit_millis);
+        (u64::from(self.clusters) * cluster + self.prometheus.cpu_request_millis) as f64 / 1000.0
     }
 
     /// Memory (GiB) the run requests.
     pub fn memory_gib(&self) -> f64 {
-        (u64::from(self.clusters) * self.cluster.memory_bytes + self.prometheus.memory_bytes) as f64
-            / f64::from(1u32 << 30)
+        let cluster = self.per_cluster(|r| r.memory_bytes);
+        (u64::from(self.clusters) * cluster + self.prometheus.memory_bytes) as f64 / f64::from(1u32 << 30)
     }
 
     /// One line for `estimate` and `validate`.
     pub fn describe(&self) -> String {
         let mib = |b: u64| b >> 20;
         format!(
-            "footprint (crates/scaletest-core/src/footprint.rs): per cluster {}m CPU ({:.1} Pods/s over the run; {}m at {:.1} Pods/s), {} MiB; \
+            "footprint (crates/scaletest-core/src/footprint.rs): per cluster {}m CPU ({:.1} Pods/s over the run; {}m at {:.1} Pods/s), {} MiB{}; \
              Prometheus {}m / {} MiB for {} series ({}); in all {:.1} vCPU ({:.1} with every cluster at its fastest phase), {:.1} GiB",
             self.cluster.cpu_request_millis,
             self.mean_rate,
             self.cluster.cpu_limit_millis,
             self.peak_rate,
             mib(self.cluster.memory_bytes),
+            self.sut.as_ref().map_or(String::new(), |r| format!(
+                " (+ your controller {}m / {} MiB: sut.resources)",
+                r.cpu_request_millis,
+                mib(r.memory_bytes)
+            )),
             self.prometheus.cpu_request_millis,
             mib(self.prometheus.memory_bytes),
             self.series,
@@ -264,6 +277,14 @@ pub fn creation_rates(profile: &Profile) -> (f64, f64) {
 }
 
 /// The run by the rule, on `target`.
+/// The controller's declared resources (validate refuses unparsable ones).
+fn sut(profile: &Profile) -> Option<Resources> {
+    let crate::profile::Sut::External(e) = &profile.sut else { return None };
+    let r = e.resources.as_ref()?;
+    let cpu = r.cpu_millis().ok()?;
+    Some(Resources { cpu_request_millis: cpu, cpu_limit_millis: cpu, memory_bytes: r.memory_bytes().ok()? })
+}
+
 pub fn plan(profile: &Profile, target: Target) -> Plan {
     let (mean_rate, peak_rate) = creation_rates(profile);
     let clusters = profile.kwok.cluster_count;
@@ -283,6 +304,7 @@ pub fn plan(profile: &Profile, target: Target) -> Plan {
         mean_rate,
         peak_rate,
         cluster: cluster(profile.load_profile.objects_per_cluster, mean_rate, peak_rate),
+        sut: sut(profile),
         series,
         scrape,
         prometheus: prometheus(series),

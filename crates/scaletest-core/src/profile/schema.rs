@@ -709,7 +709,7 @@ mod option_duration_string {
 }
 
 /// A Kubernetes quantity written as a string or a bare YAML number (`cpu: 1`).
-mod quantity_string {
+pub(super) mod quantity_string {
     use std::fmt;
 
     use serde::{Deserializer, de};

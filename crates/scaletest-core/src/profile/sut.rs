@@ -10,6 +10,7 @@
 //!   manifests: [karpenter/crds, karpenter/nodepool.yaml]   # applied to each cluster first, CRDs first
 //!   metrics: {port: ${metricsPort}, path: /metrics}        # scraped like every component
 //!   readiness: {port: ${healthPort}, path: /readyz}        # absent: ready once started
+//!   resources: {cpu: "1", memory: 1Gi}                      # kube: the sidecar's requests and limits
 //! ```
 
 use std::collections::BTreeMap;
@@ -19,7 +20,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::schema::duration_string;
+use super::schema::{duration_string, quantity_string};
+use crate::quantity;
 
 /// The system under test: the project's reference controller, or the user's own.
 ///
@@ -107,6 +109,31 @@ pub struct ExternalSut {
     /// How to tell it is ready; absent: ready once its process has started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readiness: Option<SutReadiness>,
+    /// What the kube target's sidecar requests and may use; absent: the chart's
+    /// `sut.resources` (sized for the reference SUT). The local target does not limit it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<SutResources>,
+}
+
+/// `sut.resources`: the controller sidecar's CPU and memory, each its request and its
+/// limit (a controller throttled or killed below what it needs measures the limit).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SutResources {
+    #[serde(deserialize_with = "quantity_string::deserialize")]
+    pub cpu: String,
+    #[serde(deserialize_with = "quantity_string::deserialize")]
+    pub memory: String,
+}
+
+impl SutResources {
+    pub fn cpu_millis(&self) -> Result<u64, quantity::QuantityError> {
+        quantity::parse_cpu_millis(&self.cpu)
+    }
+
+    pub fn memory_bytes(&self) -> Result<u64, quantity::QuantityError> {
+        quantity::parse_memory_bytes(&self.memory)
+    }
 }
 
 /// `sut.metrics`: scraped by the run's Prometheus with the cluster's labels.
@@ -327,6 +354,8 @@ struct SutSpec {
     metrics: Option<SutMetrics>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     readiness: Option<SutReadiness>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    resources: Option<SutResources>,
 }
 
 impl TryFrom<SutSpec> for Sut {
@@ -340,10 +369,11 @@ impl TryFrom<SutSpec> for Sut {
             manifests: spec.manifests,
             metrics: spec.metrics,
             readiness: spec.readiness,
+            resources: spec.resources,
         };
         match spec.reference {
             Some(_) if external != ExternalSut::default() => Err(
-                "expected either `reference` or your own controller's fields (command, image, env, manifests, metrics, readiness), found both"
+                "expected either `reference` or your own controller's fields (command, image, env, manifests, metrics, readiness, resources), found both"
                     .to_owned(),
             ),
             Some(reference) => Ok(Self::Reference(reference)),
@@ -365,6 +395,7 @@ impl From<Sut> for SutSpec {
                 manifests: e.manifests,
                 metrics: e.metrics,
                 readiness: e.readiness,
+                resources: e.resources,
             },
         }
     }

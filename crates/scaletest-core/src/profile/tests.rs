@@ -97,6 +97,7 @@ fn yaml_round_trip() {
             scheme: Scheme::Https,
         }),
         readiness: Some(SutReadiness { port: PortRef::Fixed(8081), path: "/readyz".into(), scheme: Scheme::Http }),
+        resources: Some(SutResources { cpu: "1".into(), memory: "512Mi".into() }),
     });
     custom.harness.nodes = NodeSource::Sut;
     let text = serde_yaml_ng::to_string(&custom).unwrap();
@@ -224,6 +225,22 @@ fn each_rule_can_fail() {
             p.sut = Sut::External(ExternalSut { image: Some(String::new()), ..ExternalSut::default() });
         }),
         ("sut.command[1]", |p| p.sut = external(&["ctl", "--kubeconfig=${kubeconf}"])),
+        ("sut.resources.cpu", |p| {
+            let resources = SutResources { cpu: "lots".into(), memory: "1Gi".into() };
+            p.sut = Sut::External(ExternalSut {
+                image: Some("ctl:1".into()),
+                resources: Some(resources),
+                ..ExternalSut::default()
+            });
+        }),
+        ("sut.resources.memory", |p| {
+            let resources = SutResources { cpu: "1".into(), memory: "0".into() };
+            p.sut = Sut::External(ExternalSut {
+                image: Some("ctl:1".into()),
+                resources: Some(resources),
+                ..ExternalSut::default()
+            });
+        }),
         ("sut.env.PORT", |p| {
             let mut sut = ExternalSut { command: vec!["ctl".into()], ..ExternalSut::default() };
             sut.env.insert("PORT".into(), "${metricsPort".into());

@@ -221,6 +221,20 @@ impl Profile {
                 return Err(Violation::new(field, "an HTTP path starting with '/'", format!("{path:?}")));
             }
         }
+        if let Some(r) = &sut.resources {
+            quantity_rule(
+                "sut.resources.cpu",
+                "a positive CPU quantity such as \"500m\" or \"1\"",
+                &r.cpu,
+                r.cpu_millis(),
+            )?;
+            quantity_rule(
+                "sut.resources.memory",
+                "a positive memory quantity such as \"512Mi\" or \"1Gi\"",
+                &r.memory,
+                r.memory_bytes(),
+            )?;
+        }
         match self.harness.nodes {
             NodeSource::Sut => {
                 if self.harness.scheduler == Scheduler::PodShim {
