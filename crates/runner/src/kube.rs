@@ -470,7 +470,7 @@ impl KubeRun {
 
     /// `helm uninstall --wait`, then a check that nothing labelled with the run id is
     /// left, then the namespace deleted if the install created it.
-    pub async fn uninstall(mut self, run_id: &str) -> Result<(), KubeError> {
+    pub async fn uninstall(&mut self, run_id: &str) -> Result<(), KubeError> {
         self.prometheus = None; // stops the port-forward
         Kube::check(
             "helm uninstall",

@@ -13,6 +13,7 @@ pub mod report;
 pub mod run;
 pub mod saturation;
 pub mod summary;
+mod target;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
