@@ -1,6 +1,6 @@
 //! `scaletest-runner run`: estimate → install → steady state → soak →
 //! evaluate → report → snapshot → summary.json → teardown (always): one sequence of
-//! phases over a target ([`crate::target`]: local or kube), which does each phase's
+//! phases over a target (`crate::target`: local or kube), which does each phase's
 //! target-specific part.
 
 use std::collections::BTreeMap;

@@ -47,8 +47,9 @@ pub fn faults_of(faults: &[(u32, FaultRecord)], index: u32) -> Vec<FaultRecord> 
 pub type Checked = Result<Vec<(String, Vec<InvariantResult>)>, (String, InvariantResult)>;
 
 /// One target's side of each phase. Run.rs calls them in this order: install, wait until
-/// scraped, (the SLO queries checked), open the load gates, wait for steady state, the
-/// soak's samples and faults, invariants, (evaluate), results, uninstall, stop.
+/// scraped, (the SLO queries checked,) open the load gates, wait for steady state, the
+/// soak's object counts beside its faults, invariants, (evaluate,) then in the teardown
+/// the report's failover rows, snapshot, cluster results, uninstall, stop.
 pub trait Target {
     /// Whether a steady state never reached is explained by the invariants, checked at once.
     const INVARIANTS_EXPLAIN_A_STALL: bool;
