@@ -147,8 +147,12 @@ impl Kube {
 /// What the run's Prometheus keeps when it keeps only what the run reads: the runner's
 /// own queries (summary, report, saturation, load gate) besides the SLOs' metrics.
 const RUNNER_READS: &str = "scaletest_.+|up|kwok_node_count|apiserver_request_duration_seconds_bucket";
-/// The components whose targets carry what the runner reads (the harness's own).
-const HARNESS_COMPONENTS: &str = "{scaletest-cluster,load-driver,sut,node-creator,pod-shim}";
+/// The components whose targets carry what the runner reads (the harness's own, and
+/// kube-apiserver's request latency through the supervisor).
+const HARNESS_COMPONENTS: &str = "{scaletest-cluster,load-driver,sut,node-creator,pod-shim,kube-apiserver}";
+/// The labels of kube-apiserver's histogram the runner reads (crates/runner/src/saturation.rs
+/// and report.rs sum over the rest): the supervisor adds up the others.
+const APISERVER_SUM_BY: &str = "{verb,scope}";
 
 /// `helm --set` values sizing the chart by the footprint rule (scaletest-core's
 /// footprint.rs): every cluster's and Prometheus's requests/limits, and past one
@@ -176,6 +180,7 @@ pub fn footprint_values(profile: &scaletest_core::profile::Profile) -> Vec<Strin
         let mut keep = vec![RUNNER_READS.to_string()];
         keep.extend(slo.iter().cloned());
         values.push(format!("prometheus.keepMetrics={}", keep.join("|")));
+        values.push(format!("prometheus.kubeApiserver.sumBy={APISERVER_SUM_BY}"));
         // An SLO on another component's metric needs that component's targets too.
         if slo.iter().all(|m| m.starts_with("scaletest_")) {
             values.push(format!("prometheus.components={HARNESS_COMPONENTS}"));
@@ -552,6 +557,12 @@ mod tests {
             "{keep}"
         );
         assert!(cloud.contains(&format!("prometheus.components={HARNESS_COMPONENTS}")), "{cloud:?}");
+        // kube-apiserver's latency, summed down to the labels the verdict reads.
+        assert!(
+            HARNESS_COMPONENTS.contains("kube-apiserver") && keep.contains("apiserver_request_duration_seconds_bucket")
+        );
+        assert!(cloud.contains(&"prometheus.kubeApiserver.sumBy={verb,scope}".to_string()), "{cloud:?}");
+        assert!(!dev.iter().any(|v| v.starts_with("prometheus.kubeApiserver")), "{dev:?}");
     }
 
     #[test]

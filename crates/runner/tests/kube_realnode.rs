@@ -80,8 +80,12 @@ fn smoke_on_a_real_node_passes_and_leaves_the_machine_as_it_was() {
     assert_eq!(m["objectsActive"].as_f64(), Some(200.0), "{m:#}");
     let p99 = m["bindingLatencyP99Seconds"].as_f64().unwrap();
     assert!(p99 > 0.0, "{m:#}");
-    // (No apiserverRequestP99Seconds: the chart's Prometheus does not scrape kube-apiserver,
-    // whose /metrics wants the cluster's client certificate.)
+    // kube-apiserver's latency, scraped through its supervisor (/metrics/kube-apiserver): the
+    // simulated control plane is judged on kube too.
+    assert!(m["apiserverRequestP99Seconds"].as_f64().is_some_and(|v| v > 0.0), "{m:#}");
+    let cp = &s["controlPlane"];
+    assert!(cp["mutatingP99Seconds"].as_f64().is_some_and(|v| v > 0.0), "{cp:#}");
+    assert!(cp["saturated"].is_boolean(), "{cp:#}");
     assert!(m["timeToCapacityP99Seconds"].as_f64().unwrap() > 0.0, "{m:#}");
     assert!(s["slos"].as_array().unwrap().iter().all(|x| x["value"].is_number()), "{:#}", s["slos"]);
     // One simulated-cluster Pod, its invariants checked through its port-forwards.

@@ -1,6 +1,7 @@
 //! `scaletest-cluster`: the supervisor of one simulated cluster. The combined
 //! image's entrypoint and the unit the local mode starts N times.
 
+pub mod apiserver_metrics;
 pub mod apply;
 pub mod binaries;
 pub mod components;

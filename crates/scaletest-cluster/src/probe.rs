@@ -100,7 +100,7 @@ impl Prober {
 }
 
 /// `e` with its sources, `: `-separated (kube's errors hide the TLS cause in them).
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {

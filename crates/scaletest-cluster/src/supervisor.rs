@@ -214,7 +214,8 @@ pub async fn run(args: ClusterArgs, shutdown: CancellationToken) -> Result<(), S
         admin_listener,
         Arc::new(registry),
         ready.clone(),
-        crate::control::router(children.clone()),
+        crate::control::router(children.clone())
+            .merge(crate::apiserver_metrics::router(layout.pki.admin_kubeconfig.clone())),
         admin_stop.clone(),
     ));
 

@@ -273,6 +273,62 @@ async fn prometheus_keeps_only_what_the_run_reads_when_told() {
     assert!(!prom.data.as_ref().unwrap()["prometheus.yml"].contains("metric_relabel_configs"));
 }
 
+/// The rendered Prometheus's scrape jobs, by name.
+async fn scrape_jobs(values: &[&str]) -> BTreeMap<String, Value> {
+    let docs = documents(&ok(&template("ns", Some("smoke"), values).await, "helm template"));
+    let prom: ConfigMap = one(&docs, "-prometheus");
+    let config: Value = serde_yaml_ng::from_str(&prom.data.as_ref().unwrap()["prometheus.yml"]).unwrap();
+    let jobs = config["scrape_configs"].as_sequence().unwrap();
+    jobs.iter().map(|j| (j["job_name"].as_str().unwrap().to_string(), j.clone())).collect()
+}
+
+#[tokio::test]
+async fn kube_apiserver_is_scraped_through_the_supervisor_unless_turned_off() {
+    let jobs = scrape_jobs(&[]).await;
+    let job = &jobs["scaletest-kube-apiserver"];
+    assert_eq!(job["scheme"], "http");
+    assert_eq!(job["metrics_path"], scaletest_cluster::apiserver_metrics::PATH);
+    assert!(job.get("params").is_none(), "every series by default: {job:?}");
+    let relabel = job["relabel_configs"].as_sequence().unwrap();
+    let rule =
+        |target: &str| relabel.iter().find(|r| r["target_label"] == target).unwrap_or_else(|| panic!("{target}"));
+    // The supervisor's port, whose name the chart declares, with the other targets' labels.
+    let port = relabel.iter().find(|r| r["source_labels"][0] == "__meta_kubernetes_pod_container_port_name").unwrap();
+    assert_eq!((&port["action"], &port["regex"]), (&Value::from("keep"), &Value::from("supervisor")));
+    assert_eq!(rule("component")["replacement"], "kube-apiserver");
+    assert_eq!(rule("cluster")["source_labels"][0], "__meta_kubernetes_pod_name");
+    assert_eq!(rule("namespace")["source_labels"][0], "__meta_kubernetes_namespace");
+    assert_eq!(rule("scaletest_run")["source_labels"][0], "__meta_kubernetes_pod_label_scaletest_run");
+    assert_eq!(
+        rule("cluster"),
+        jobs["scaletest-http"]["relabel_configs"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|r| r["target_label"] == "cluster")
+            .unwrap()
+    );
+
+    // What the runner sets past one Prometheus's budget: summed, filtered, its component kept.
+    let jobs = scrape_jobs(&[
+        "prometheus.kubeApiserver.sumBy={verb,scope}",
+        "prometheus.keepMetrics=up|apiserver_request_duration_seconds_bucket",
+        "prometheus.components={scaletest-cluster,kube-apiserver}",
+    ])
+    .await;
+    let job = &jobs["scaletest-kube-apiserver"];
+    assert_eq!(job["params"]["by"][0], "verb,scope", "{job:?}");
+    assert_eq!(job["metric_relabel_configs"][0]["regex"], "up|apiserver_request_duration_seconds_bucket");
+    let last = job["relabel_configs"].as_sequence().unwrap().last().unwrap().clone();
+    assert_eq!(last["regex"], "(scaletest-cluster|kube-apiserver)", "{job:?}");
+
+    let jobs = scrape_jobs(&["prometheus.kubeApiserver.enabled=false"]).await;
+    assert!(!jobs.contains_key("scaletest-kube-apiserver"), "{:?}", jobs.keys());
+    assert!(jobs.contains_key("scaletest-http"), "{:?}", jobs.keys());
+    let bad = template("ns", Some("smoke"), &["prometheus.kubeApiserver.sumBy={verb,not-a-label}"]).await;
+    assert!(!bad.status.success() && text(&bad.stderr).contains("sumBy"), "{}", text(&bad.stderr));
+}
+
 #[tokio::test]
 async fn values_override_the_profile_and_pick_what_prometheus_scrapes() {
     // Default: kube-scheduler and node-creator run, pod-shim does not.

@@ -52,6 +52,32 @@ async fn kube_scheduler_packs_a_density_node_and_leaves_the_rest_unschedulable()
         (running == 100).then_some(())
     })
     .await;
+
+    // kube-apiserver's request metrics through the supervisor's plain-HTTP port (what the
+    // chart's Prometheus scrapes): only those families, the Pods' creates among them.
+    let admin = c.endpoints.metrics_address("scaletest-cluster").unwrap().to_string();
+    let path = scaletest_cluster::apiserver_metrics::PATH;
+    let text = scaletest_core::http::get(&admin, path).await.unwrap();
+    let post_pods = text
+        .lines()
+        .find(|l| {
+            l.starts_with("apiserver_request_duration_seconds_count{")
+                && l.contains(r#"resource="pods""#)
+                && l.contains(r#"verb="POST""#)
+        })
+        .unwrap_or_else(|| panic!("no Pod creates in:\n{text}"));
+    assert!(post_pods.ends_with(" 150"), "{post_pods}");
+    assert!(text.contains("\napiserver_request_total{"), "{text}");
+    assert!(!text.contains("process_cpu_seconds_total") && !text.contains("etcd_"), "{text}");
+    // Summed by (verb, scope): the 150 creates in one series, le kept on the buckets.
+    let summed = scaletest_core::http::get(&admin, &format!("{path}?by=verb,scope")).await.unwrap();
+    let creates = summed
+        .lines()
+        .find(|l| l.starts_with(r#"apiserver_request_duration_seconds_count{scope="resource",verb="POST"}"#))
+        .unwrap_or_else(|| panic!("{summed}"));
+    let n: f64 = creates.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n >= 150.0 && !summed.contains("resource=\""), "{creates}");
+    assert!(summed.contains(r#"verb="POST",le="+Inf"}"#), "{summed}");
     c.stop_and_assert_clean().await;
 }
 

@@ -54,13 +54,26 @@ pub const CPU_SECONDS_PER_POD: f64 = 0.045;
 /// load-driver 108, sut 74, kwok 53, node-creator 27, supervisor 15 (each figure includes
 /// the 5 series Prometheus adds per target: `up` and `scrape_*`).
 pub const SERIES_PER_CLUSTER: u64 = 34_325;
-/// Of those, kube-apiserver's: the kube target does not scrape it (its /metrics needs the
-/// cluster's client certificate, which stays in the Pod).
+/// Of those, kube-apiserver's whole /metrics, which the local target scrapes.
 pub const SERIES_APISERVER: u64 = 26_678;
+/// What the kube target scrapes of kube-apiserver instead: its supervisor's
+/// /metrics/kube-apiserver (the cluster's client certificate stays in the Pod), only the
+/// request families. A smoke run on 2026-12-01 (profiles/smoke.yaml, local, every series
+/// the run's Prometheus held, `count(last_over_time(...[10m]))`, and the route itself at
+/// the end of the soak, alike): apiserver_request_duration_seconds_bucket 4,248 (177
+/// label sets x 24 buckets), `_sum` 177, `_count` 177, apiserver_request_total 195; plus
+/// the 5 series Prometheus adds per target. The whole endpoint had 26,582 there. (Counted
+/// again from a saved scrape: crates/scaletest-cluster/src/apiserver_metrics.rs,
+/// `count_series_of_a_saved_scrape`.)
+pub const SERIES_APISERVER_REQUESTS: u64 = 4_248 + 177 + 177 + 195 + 5;
+/// What the run reads of those: the histogram's buckets summed by (verb, scope) (the
+/// route's `?by=verb,scope`), 11 label pairs x 24 buckets in the same scrape.
+pub const SERIES_APISERVER_READ: u64 = 11 * 24;
 /// What a Prometheus keeping only what the run reads holds per cluster: the 213 series of
 /// `scaletest_.*`, `up` and `kwok_node_count` in the same run, plus `scrape_*` (4 series)
-/// for each of the 4 harness targets it still scrapes.
-pub const SERIES_READ: u64 = 213 + 4 * 4;
+/// for each of the 4 harness targets it still scrapes, plus kube-apiserver's summed
+/// buckets with that target's `up` and `scrape_*`.
+pub const SERIES_READ: u64 = 213 + 4 * 4 + SERIES_APISERVER_READ + 5;
 /// Prometheus's RSS: a base plus a share per head series, through two measured peaks:
 /// 382 MB (364 MiB) at 68,611 series (the same run: process_resident_memory_bytes and
 /// prometheus_tsdb_head_series sampled every 10 s, results/20261201-014335-prom-2x1k/
@@ -88,7 +101,8 @@ const PROMETHEUS_MIN_MEMORY_MIB: f64 = 512.0;
 const PROMETHEUS_MIN_MILLIS: u64 = 100;
 const PROMETHEUS_LIMIT_MILLIS: u64 = 1000;
 
-/// Where a run goes: the local target scrapes kube-apiserver, the kube target does not.
+/// Where a run goes: the local target scrapes kube-apiserver's every series, the kube
+/// target its request families only (through the supervisor).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     Local,
@@ -290,7 +304,7 @@ pub fn plan(profile: &Profile, target: Target) -> Plan {
     let clusters = profile.kwok.cluster_count;
     let every = match target {
         Target::Local => SERIES_PER_CLUSTER,
-        Target::Kube => SERIES_PER_CLUSTER - SERIES_APISERVER,
+        Target::Kube => SERIES_PER_CLUSTER - SERIES_APISERVER + SERIES_APISERVER_REQUESTS,
     };
     let (scrape, per_cluster) = if target == Target::Kube && every * u64::from(clusters) > PROMETHEUS_MAX_SERIES {
         (PrometheusScrape::Read, SERIES_READ)
@@ -343,6 +357,21 @@ mod tests {
         let ramp = cluster(1_000, 5.0, 50.0);
         assert_eq!(ramp.cpu_request_millis, millis(0.0253 + 0.225));
         assert_eq!(ramp.cpu_limit_millis, millis(0.0253 + 2.25));
+    }
+
+    #[test]
+    fn kube_counts_the_apiservers_request_series_not_its_whole_metrics() {
+        let smoke = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../profiles/smoke.yaml");
+        let mut p = crate::profile::load(&smoke).unwrap();
+        p.kwok.cluster_count = 2;
+        let kube = plan(&p, Target::Kube);
+        assert_eq!(kube.scrape, PrometheusScrape::Everything);
+        assert_eq!(kube.series, 2 * (SERIES_PER_CLUSTER - SERIES_APISERVER + SERIES_APISERVER_REQUESTS));
+        assert_eq!(plan(&p, Target::Local).series, 2 * SERIES_PER_CLUSTER);
+        // Past the budget: only what the run reads, kube-apiserver's summed buckets included.
+        p.kwok.cluster_count = 1_000;
+        let read = plan(&p, Target::Kube);
+        assert_eq!((read.scrape, read.series), (PrometheusScrape::Read, 1_000 * SERIES_READ));
     }
 
     #[test]
