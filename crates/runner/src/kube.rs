@@ -189,6 +189,55 @@ pub fn footprint_values(profile: &scaletest_core::profile::Profile) -> Vec<Strin
     values
 }
 
+/// [`KubeRun::unready_pods`] over a `kubectl get pods -o json` list: a Pod that is not
+/// Ready, with its phase and the first reason found (its scheduling condition's message,
+/// a container waiting or terminated with a reason, or a readiness condition's).
+fn unready(list: &serde_json::Value) -> Vec<String> {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    let mut lines = Vec::new();
+    for pod in list["items"].as_array().into_iter().flatten() {
+        let status = &pod["status"];
+        let conditions = status["conditions"].as_array().cloned().unwrap_or_default();
+        let condition = |kind: &str| conditions.iter().find(|c| c["type"] == kind).cloned();
+        let phase = text(&status["phase"]);
+        // An evicted or finished Pod of a Deployment is replaced; it is not what waits.
+        if phase == "Succeeded" || phase == "Failed" {
+            continue;
+        }
+        if condition("Ready").is_some_and(|c| c["status"] == "True") {
+            continue;
+        }
+        let scheduling = condition("PodScheduled").filter(|c| c["status"] == "False").map(|c| text(&c["message"]));
+        let containers = ["initContainerStatuses", "containerStatuses"]
+            .iter()
+            .flat_map(|k| status[*k].as_array().cloned().unwrap_or_default())
+            .find_map(|c| {
+                let state = &c["state"];
+                let (how, detail) = if state["waiting"].is_object() {
+                    ("waiting", &state["waiting"])
+                } else if state["terminated"].is_object() {
+                    ("terminated", &state["terminated"])
+                } else {
+                    return None;
+                };
+                let reason = text(&detail["reason"]);
+                (!reason.is_empty() && reason != "PodInitializing").then(|| {
+                    let message = text(&detail["message"]);
+                    let message = message.lines().next().unwrap_or_default();
+                    format!(
+                        "container {} {how}: {reason}{}",
+                        text(&c["name"]),
+                        if message.is_empty() { String::new() } else { format!(" ({message})") }
+                    )
+                })
+            });
+        let ready = condition("Ready").map(|c| text(&c["message"])).filter(|m| !m.is_empty());
+        let why = scheduling.or(containers).or(ready).unwrap_or_else(|| "not Ready".into());
+        lines.push(format!("{}: {phase}: {why}", text(&pod["metadata"]["name"])));
+    }
+    lines
+}
+
 /// One helm release of `charts/scaletest`, and how to reach its Prometheus.
 pub struct KubeRun {
     pub kube: Kube,
@@ -383,6 +432,20 @@ impl KubeRun {
         format!("app.kubernetes.io/instance={},app.kubernetes.io/component=cluster", self.release)
     }
 
+    /// Why this release's Pods are not all Ready yet, one line per Pod that is not
+    /// (`name: Pending: 0/1 nodes are available: ...`); empty when every Pod is Ready.
+    pub async fn unready_pods(&self) -> Result<Vec<String>, KubeError> {
+        let selector = format!("app.kubernetes.io/instance={}", self.release);
+        let out = Kube::check(
+            "kubectl get pods",
+            self.kube.kubectl(&["-n", &self.namespace, "get", "pods", "-l", &selector, "-o", "json"]),
+        )
+        .await?;
+        let list: serde_json::Value = serde_json::from_str(&out)
+            .map_err(|e| KubeError::Command { what: "kubectl get pods -o json".into(), detail: e.to_string() })?;
+        Ok(unready(&list))
+    }
+
     /// The simulated-cluster Pods of this release, by name.
     pub async fn cluster_pods(&self) -> Result<Vec<String>, KubeError> {
         let out = Kube::check(
@@ -517,6 +580,32 @@ impl KubeRun {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn says_why_each_pod_is_not_ready() {
+        let list = serde_json::json!({"items": [
+            {"metadata": {"name": "c-0"}, "status": {"phase": "Pending", "conditions": [
+                {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                 "message": "0/1 nodes are available: 1 node(s) had untolerated taint(s)."}]}},
+            {"metadata": {"name": "c-1"}, "status": {"phase": "Pending", "conditions": [
+                {"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "False"}],
+                "initContainerStatuses": [{"name": "cluster", "state": {"waiting": {
+                    "reason": "ErrImagePull", "message": "failed to pull \"x:1\": not found\nmore"}}}]}},
+            {"metadata": {"name": "c-2"}, "status": {"phase": "Running", "conditions": [
+                {"type": "Ready", "status": "False", "message": "containers with unready status: [sut]"}],
+                "containerStatuses": [{"name": "sut", "state": {"running": {}}}]}},
+            {"metadata": {"name": "c-3"}, "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}},
+            {"metadata": {"name": "prom-old"}, "status": {"phase": "Failed", "reason": "Evicted"}}
+        ]});
+        assert_eq!(
+            unready(&list),
+            [
+                "c-0: Pending: 0/1 nodes are available: 1 node(s) had untolerated taint(s).",
+                "c-1: Pending: container cluster waiting: ErrImagePull (failed to pull \"x:1\": not found)",
+                "c-2: Running: containers with unready status: [sut]",
+            ]
+        );
+    }
 
     #[test]
     fn forwarded_kubeconfig_names_the_forward_and_the_copied_files() {

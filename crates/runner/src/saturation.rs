@@ -21,7 +21,7 @@ fn worst_p99(selector: &str, window: &str) -> String {
 /// (summary key, query, threshold) of each check.
 pub fn queries(window: &str) -> [(&'static str, String, f64); 3] {
     [
-        ("mutatingP99Seconds", worst_p99(r#"verb=~"POST|PUT|PATCH|DELETE""#, window), MUTATING_SLO),
+        ("mutatingP99Seconds", worst_p99(r#"verb=~"POST|PUT|PATCH|DELETE|APPLY""#, window), MUTATING_SLO),
         ("readP99Seconds", worst_p99(r#"verb=~"GET|LIST", scope=~"resource|namespace""#, window), READ_SLO),
         ("clusterReadP99Seconds", worst_p99(r#"verb="LIST", scope="cluster""#, window), CLUSTER_READ_SLO),
     ]
@@ -92,6 +92,7 @@ mod tests {
     fn queries_take_the_worst_cluster() {
         let q = &queries("5m")[0].1;
         assert!(q.starts_with("max(histogram_quantile(0.99, sum by (cluster, le)"), "{q}");
-        assert!(q.contains(r#"verb=~"POST|PUT|PATCH|DELETE""#) && q.contains("[5m]"), "{q}");
+        // Server-side apply is reported as its own verb, and mutates.
+        assert!(q.contains(r#"verb=~"POST|PUT|PATCH|DELETE|APPLY""#) && q.contains("[5m]"), "{q}");
     }
 }

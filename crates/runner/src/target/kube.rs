@@ -117,7 +117,7 @@ impl Target for KubeTarget {
     /// Every cluster's load-driver scraped (and its SUT, where it has metrics).
     async fn wait_until_scraped(&self, cx: &Context, prometheus: &str) -> Result<(), RunFailure> {
         let up = "count(up{component=\"load-driver\"} == 1)";
-        wait_for_clusters(cx, prometheus, up, "load-drivers scraped").await?;
+        wait_for_clusters(cx, &self.release, prometheus, up, "load-drivers scraped").await?;
         // The SUT scraped once before the load too: its histograms' first sample must
         // precede its first observations, or rate() over the run sees no increase (a fast
         // ramp is acknowledged within one scrape interval).
@@ -127,7 +127,7 @@ impl Target for KubeTarget {
         };
         if sut_scraped {
             let up = "count(up{component=\"sut\"} == 1)";
-            wait_for_clusters(cx, prometheus, up, "SUTs scraped").await?;
+            wait_for_clusters(cx, &self.release, prometheus, up, "SUTs scraped").await?;
         }
         Ok(())
     }
@@ -135,13 +135,20 @@ impl Target for KubeTarget {
     /// Once every simulated-cluster Pod is Ready (the user's controller included).
     async fn open_load_gates(&self, cx: &Context) -> Result<(), RunFailure> {
         let timeout = cx.profile.durations.steady_state_timeout;
-        self.release.wait_clusters_ready(timeout, &cx.shutdown).await.map_err(fail)?;
+        if let Err(e) = self.release.wait_clusters_ready(timeout, &cx.shutdown).await {
+            let pods = self.release.unready_pods().await.unwrap_or_default();
+            return Err(fail(if pods.is_empty() {
+                e.to_string()
+            } else {
+                format!("{e}; not Ready: {}", pods.join("; "))
+            }));
+        }
         self.release.open_load_gates().await.map_err(fail)
     }
 
     async fn wait_steady(&self, cx: &Context, prometheus: &str) -> Result<(), RunFailure> {
         let steady = "count(scaletest_load_driver_steady_state == 1)";
-        wait_for_clusters(cx, prometheus, steady, "steady state").await
+        wait_for_clusters(cx, &self.release, prometheus, steady, "steady state").await
     }
 
     /// All clusters' objects, summed by Prometheus.
@@ -221,17 +228,41 @@ impl Target for KubeTarget {
 }
 
 /// Polls an instant query until it counts every cluster (bounded by the steady-state timeout).
-async fn wait_for_clusters(cx: &Context, prometheus: &str, query: &str, what: &str) -> Result<(), RunFailure> {
+/// How often a wait says which Pods are not Ready yet.
+const UNREADY_REPORT: Duration = Duration::from_secs(30);
+
+async fn wait_for_clusters(
+    cx: &Context,
+    release: &KubeRun,
+    prometheus: &str,
+    query: &str,
+    what: &str,
+) -> Result<(), RunFailure> {
     let want = f64::from(cx.profile.kwok.cluster_count);
     let timeout = cx.profile.durations.steady_state_timeout;
     let deadline = Instant::now() + timeout;
+    let mut next_report = Instant::now() + UNREADY_REPORT;
     loop {
         let v = prom::query(prometheus, query).await.ok().flatten().unwrap_or(0.0);
         if v >= want {
             return Ok(());
         }
+        // A Pod that cannot start (no Node with room, a taint, an image not pulled) would
+        // otherwise show only as a timeout: say which and why, as it happens and at the end.
+        let unready = || async { release.unready_pods().await.unwrap_or_default() };
         if Instant::now() >= deadline {
-            return Err(fail(format!("{what}: {v} of {want} clusters within {}", humantime::format_duration(timeout))));
+            let pods = unready().await;
+            let why = if pods.is_empty() { String::new() } else { format!("; not Ready: {}", pods.join("; ")) };
+            return Err(fail(format!(
+                "{what}: {v} of {want} clusters within {}{why}",
+                humantime::format_duration(timeout)
+            )));
+        }
+        if Instant::now() >= next_report {
+            next_report = Instant::now() + UNREADY_REPORT;
+            for pod in unready().await {
+                println!("[install] waiting for {what}: {pod}");
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
