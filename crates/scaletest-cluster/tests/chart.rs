@@ -231,25 +231,28 @@ async fn every_profile_renders_with_its_cluster_count() {
         // each profile's own), for the clusters and for Prometheus.
         let dev5k = profile::load(Path::new(&profile_path("dev-5k"))).unwrap();
         let rule = footprint::plan(&dev5k, footprint::Target::Kube);
-        assert_eq!(resources(c), expected(&rule.cluster), "{}: cluster.resources", p.name);
+        assert_eq!(resources(c), expected(&rule.cluster, false), "{}: cluster.resources", p.name);
         let prom: Deployment = one(&docs, "-prometheus");
         let prom = &prom.spec.template.spec.as_ref().unwrap().containers[0];
-        assert_eq!(resources(prom), expected(&rule.prometheus), "{}: prometheus.resources", p.name);
+        assert_eq!(resources(prom), expected(&rule.prometheus, true), "{}: prometheus.resources", p.name);
     }
 }
 
 /// A container's (cpu request, memory request, cpu limit, memory limit).
-fn resources(c: &Container) -> [String; 4] {
+fn resources(c: &Container) -> [Option<String>; 4] {
     let r = c.resources.as_ref().unwrap();
     let q = |m: &Option<BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>, k: &str| {
-        m.as_ref().unwrap()[k].0.clone()
+        m.as_ref().and_then(|m| m.get(k)).map(|q| q.0.clone())
     };
     [q(&r.requests, "cpu"), q(&r.requests, "memory"), q(&r.limits, "cpu"), q(&r.limits, "memory")]
 }
 
-fn expected(r: &footprint::Resources) -> [String; 4] {
+/// What the rule gives: a simulated cluster's CPU is requested, not limited (`cpu_limit`
+/// false); Prometheus's is limited.
+fn expected(r: &footprint::Resources, cpu_limit: bool) -> [Option<String>; 4] {
     let (cpu, mem) = (quantity::format_cpu_millis, quantity::format_memory_bytes);
-    [cpu(r.cpu_request_millis), mem(r.memory_bytes), cpu(r.cpu_limit_millis), mem(r.memory_bytes)]
+    let limit = cpu_limit.then(|| cpu(r.cpu_limit_millis));
+    [Some(cpu(r.cpu_request_millis)), Some(mem(r.memory_bytes)), limit, Some(mem(r.memory_bytes))]
 }
 
 #[tokio::test]

@@ -122,6 +122,8 @@ pub enum PrometheusScrape {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Resources {
     pub cpu_request_millis: u64,
+    /// At the fastest phase: planned for (`peak_vcpu`), set as a limit on Prometheus only;
+    /// a cluster's or controller's bursts must not be throttled (crates/runner/src/kube.rs).
     pub cpu_limit_millis: u64,
     /// Request and limit alike: memory cannot be throttled, only killed.
     pub memory_bytes: u64,

@@ -10,7 +10,7 @@
 //!   manifests: [karpenter/crds, karpenter/nodepool.yaml]   # applied to each cluster first, CRDs first
 //!   metrics: {port: ${metricsPort}, path: /metrics}        # scraped like every component
 //!   readiness: {port: ${healthPort}, path: /readyz}        # absent: ready once started
-//!   resources: {cpu: "1", memory: 1Gi}                      # kube: the sidecar's requests and limits
+//!   resources: {cpu: 500m, memory: 1Gi}                     # kube: the sidecar's CPU request, memory request = limit
 //! ```
 
 use std::collections::BTreeMap;
@@ -109,14 +109,14 @@ pub struct ExternalSut {
     /// How to tell it is ready; absent: ready once its process has started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readiness: Option<SutReadiness>,
-    /// What the kube target's sidecar requests and may use; absent: the chart's
+    /// What the kube target's sidecar requests (and its memory limit); absent: the chart's
     /// `sut.resources` (sized for the reference SUT). The local target does not limit it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<SutResources>,
 }
 
-/// `sut.resources`: the controller sidecar's CPU and memory, each its request and its
-/// limit (a controller throttled or killed below what it needs measures the limit).
+/// `sut.resources`: the controller sidecar's CPU (requested, never limited: a throttled
+/// controller measures its limit) and memory (request and limit).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SutResources {
