@@ -8,8 +8,8 @@
 # SCALETEST_RUNNER names the runner binary (default: target/debug/scaletest-runner,
 # built here); OUTPUT the run's folder; EXTRA_IMAGES more of scripts/images.sh's images
 # to build and import (e.g. `EXTRA_IMAGES=karpenter PROFILE=profiles/karpenter.yaml`,
-# whose profile names that image, with SUT_IMAGE= empty so that `--image sut=` does
-# not replace it); SUT_IMAGE the reference SUT's image (scaletest-sut:dev); RUN_ARGS
+# whose profile names that image, which is then kept); SUT_IMAGE the image passed as
+# `--image sut=` (default scaletest-sut:dev, none when the profile names its own); RUN_ARGS
 # more runner flags (e.g. `--set ...`); POD_USAGE=1 (with OUTPUT) samples the CPU and
 # memory of the run's Pods from the kubelet (scripts/kube-pod-usage.py) and writes
 # OUTPUT/pod-usage.json and OUTPUT/pod-usage.md over the loaded window. crates/runner/tests/kube_realnode.rs runs
@@ -29,7 +29,11 @@ step() { printf '[kube-e2e] %s (%s)\n' "$1" "$(date -u +%H:%M:%S)" >&2; }
 
 step "images"
 extra=${EXTRA_IMAGES:-}
-sut_image=${SUT_IMAGE-scaletest-sut:dev}
+# A profile naming its own controller's image keeps it: `--image sut=` would replace it.
+own_image=$(awk '/^[^ #]/ { in_sut = ($0 ~ /^sut:/) } in_sut && /^  image:/ { print "yes"; exit }' "$profile")
+default_sut=scaletest-sut:dev
+[ -z "$own_image" ] || default_sut=""
+sut_image=${SUT_IMAGE-$default_sut}
 # shellcheck disable=SC2086 # a list of image names
 SCALETEST_IMAGE_BUILDER=daemonless scripts/images.sh build harness sut prometheus $extra
 if [ -z "$runner" ]; then
