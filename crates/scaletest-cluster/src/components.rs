@@ -185,6 +185,11 @@ pub fn kine(l: &Layout, program: &Path) -> Component {
             flag("datastore-max-open-connections", KINE_CONNECTIONS),
             flag("datastore-max-idle-connections", KINE_CONNECTIONS),
             flag("emulated-etcd-version", KINE_EMULATED_ETCD_VERSION),
+            // kine polls SQLite for rows another writer inserted; it is the only writer and
+            // wakes its watchers on its own inserts at once, so the poll is an idle loop:
+            // every 5 s instead of every second (with the apiserver's key count below, about
+            // 4 mvCPU of an idle cluster's 21, results/bench/README.md lever `idleLoops`).
+            flag("datastore-poll-interval", "5s"),
         ],
         env: go_env(),
         files: vec![],
@@ -216,6 +221,9 @@ pub fn kube_apiserver(l: &Layout, program: &Path) -> Component {
         flag("endpoint-reconciler-type", "none"),
         flag("request-timeout", format!("{APISERVER_REQUEST_TIMEOUT_SECS}s")),
         flag("profiling", "false"),
+        // It counts every resource's keys in kine for apiserver_storage_objects every minute:
+        // a full scan per resource that nothing in a run reads.
+        flag("etcd-count-metric-poll-period", "5m"),
         // With WatchList on, a watch from resourceVersion=0 (kwok's informers, and a
         // kubelet's) is turned into a watch stream, which the cacher refuses without watch
         // progress (KINE_EMULATED_ETCD_VERSION): the watch ends at once, every time, and kwok
@@ -230,6 +238,10 @@ pub fn kube_apiserver(l: &Layout, program: &Path) -> Component {
         // Each group version served costs memory whether used or not: its storage, watch
         // cache, OpenAPI and discovery documents.
         args.push(flag("runtime-config", lean.runtime_config()));
+        // Faithful Nodes' agents watch what a kubelet and kube-proxy watch, once per Node:
+        // served from a cache, as in a real cluster, not each a watch on kine.
+        let agents = if l.kwok_mode == KwokMode::Faithful { crate::node_agents::watch_set("") } else { vec![] };
+        args.push(flag("watch-cache-sizes", lean.watch_cache_sizes(agents.iter().map(|w| w.watched.resource()))));
     }
     args.extend(l.apiserver_args.iter().cloned());
     Component {
@@ -522,6 +534,13 @@ mod tests {
         );
         let c = kube_controller_manager(&l, Path::new("/bin/x")).args;
         assert!(c.iter().any(|f| f.starts_with("--controllers=") && f.contains("deployment-controller")), "{c:?}");
+        let sizes = |l: &Layout| {
+            kube_apiserver(l, Path::new("/bin/x")).args.into_iter().find(|f| f.starts_with("--watch-cache-sizes="))
+        };
+        assert!(sizes(&l).is_some_and(|f| f.contains("services#0")), "{:?}", sizes(&l));
+        // Faithful Nodes' agents watch Services, as kubelets do: from the cache.
+        l.kwok_mode = KwokMode::Faithful;
+        assert!(sizes(&l).is_some_and(|f| !f.contains("services#0") && f.contains("secrets#0")), "{:?}", sizes(&l));
     }
 
     #[test]
