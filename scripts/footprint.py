@@ -30,7 +30,9 @@ Hold the machine-wide lock while measuring: flock /tmp/scaletest-heavy.lock scri
 import argparse
 import json
 import os
+import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -41,6 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = Path(os.environ.get("SCALETEST_TARGET_DIR", ROOT / "target/release"))
 CLK = os.sysconf("SC_CLK_TCK")
+KEEP = None  # --keep-profile
 
 COMPONENTS = {"kube-apiserver": "apiserver", "kine": "kine", "kube-scheduler": "kube-scheduler",
               "kube-controller-manager": "controller-manager", "kwok": "kwok",
@@ -117,6 +120,9 @@ LEVERS = {
     # What the supervisor adopted (harness.controlPlane: lean), for before/after.
     "lean": {"scaletest-cluster": {"args": ["--control-plane", "lean"]}},
 }
+# Candidates for the lean default: lean plus the watch cache and idle-loop levers.
+LEVERS["leanIdle"] = {**LEVERS["lean"], "kine": LEVERS["idleLoops"]["kine"], "kube-apiserver": {"args": [
+    *LEVERS["watchCache"]["kube-apiserver"]["args"], *LEVERS["idleLoops"]["kube-apiserver"]["args"]]}}
 
 
 def log(msg):
@@ -429,21 +435,82 @@ def heap_profile(name, lever, settle):
             pb.write_bytes(subprocess.run([str(BIN / "kubectl"), "--kubeconfig", c.kubeconfig, "get", "--raw",
                                            "/debug/pprof/heap?gc=1"], capture_output=True, check=True).stdout)
             goroutines = c.kubectl("get", "--raw", "/debug/pprof/goroutine?debug=1").stdout.split("\n")[0]
+            if KEEP:
+                shutil.copy(pb, KEEP / "apiserver-heap.pb")
         finally:
             c.stop()
 
-        def mib(*focus):
-            out = subprocess.run(["go", "tool", "pprof", "-sample_index=inuse_space", "-top", *focus, str(pb)],
-                                 capture_output=True, text=True).stdout
-            line = next((l for l in out.splitlines() if "Showing nodes accounting for" in l), "")
-            num = line.split("accounting for ")[1].split(",")[0] if line else "0MB"
-            scale = {"GB": 1024, "MB": 1, "kB": 1 / 1024, "B": 1 / 2**20}
-            unit = next(u for u in scale if num.endswith(u))
-            return round(float(num[:-len(unit)]) * scale[unit], 1)
-
-        return {"lever": name, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "liveHeapMiB": mib(),
-                "areasMiB": {area: mib(f"-focus={rx}") for area, rx in HEAP_AREAS.items()},
+        return {"lever": name, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **heap_areas(pb),
                 "goroutines": goroutines.removeprefix("goroutine profile: total ")}
+
+
+# The OpenAPI part of the heap by who holds it (`-focus`): what a kube-apiserver built
+# without the eager parts would save, and what it needs anyway.
+OPENAPI_PARTS = {"v2 spec, built at start (routes.OpenAPI.InstallV2)": "InstallV2",
+                 "v3 specs, built at start (routes.OpenAPI.InstallV3)": "InstallV3",
+                 "v3 specs serialized for the aggregator's own download (handler3)": "handler3",
+                 "type definitions (GetOpenAPIDefinitions; server-side apply's type converter needs them)":
+                     "GetOpenAPIDefinitions"}
+
+
+def heap_areas(pb):
+    """A heap profile's live heap, split by HEAP_AREAS and its OpenAPI part by OPENAPI_PARTS."""
+    def mib(*focus):
+        out = subprocess.run(["go", "tool", "pprof", "-sample_index=inuse_space", "-top", *focus, str(pb)],
+                             capture_output=True, text=True).stdout
+        line = next((l for l in out.splitlines() if "Showing nodes accounting for" in l), "")
+        num = line.split("accounting for ")[1].split(",")[0] if line else "0MB"
+        scale = {"GB": 1024, "MB": 1, "kB": 1 / 1024, "B": 1 / 2**20}
+        unit = next(u for u in scale if num.endswith(u))
+        return round(float(num[:-len(unit)]) * scale[unit], 1)
+
+    return {"liveHeapMiB": mib(), "areasMiB": {area: mib(f"-focus={rx}") for area, rx in HEAP_AREAS.items()},
+            "openapiMiB": {part: mib(f"-focus={rx}") for part, rx in OPENAPI_PARTS.items()},
+            # the specs' parts counted once (a frame can hold two of them)
+            "openapiSpecsMiB": mib("-focus=" + "|".join(rx for rx in OPENAPI_PARTS.values()
+                                                         if rx != "GetOpenAPIDefinitions"))}
+
+
+# Where an idle kube-apiserver's CPU goes, by the frames a sample passed through (areas
+# can overlap: a collection started by an allocation in the watch cache counts in both).
+CPU_AREAS = {"garbage collection": "runtime.gcBgMarkWorker|runtime.gcAssist|runtime.bgsweep|runtime.bgscavenge",
+             "Go scheduler and timers (goroutines waking)": "runtime.schedule|runtime.findRunnable|runtime.checkTimers",
+             "watch caches (bookmarks, dispatch)": "cacher",
+             "etcd clients (gRPC to kine)": "grpc|etcd3", "HTTP serving (its own loopback clients included)": "net/http",
+             "leases and controllers of its own": "lease|controller", "priority and fairness": "flowcontrol",
+             "metrics": "prometheus|metrics"}
+
+
+def cpu_profile(name, lever, settle, seconds=60):
+    """One idle cluster with the lever (and the apiserver's /debug/pprof on): where its
+    apiserver's CPU goes over `seconds`, split by CPU_AREAS, beside each process's CPU."""
+    lever = {**lever, "kube-apiserver": {**lever.get("kube-apiserver", {}),
+                                         "args": [*lever.get("kube-apiserver", {}).get("args", []), "--profiling=true"]}}
+    with tempfile.TemporaryDirectory(prefix="scaletest-footprint-") as tmp:
+        bins = wrappers(Path(tmp) / "bin", BIN, lever)
+        c = Cluster(tmp, "cpu-0", bins, set(), lever.get("scaletest-cluster", {}).get("args", []))
+        try:
+            c.wait_ready()
+            time.sleep(settle)
+            pb = Path(tmp) / "cpu.pb"
+            pb.write_bytes(subprocess.run([str(BIN / "kubectl"), "--kubeconfig", c.kubeconfig, "get", "--raw",
+                                           f"/debug/pprof/profile?seconds={seconds}"], capture_output=True,
+                                          check=True, timeout=seconds + 60).stdout)
+            if KEEP:
+                shutil.copy(pb, KEEP / "apiserver-cpu.pb")
+        finally:
+            c.stop()
+
+        def secs(*focus):
+            out = subprocess.run(["go", "tool", "pprof", "-top", *focus, str(pb)], capture_output=True, text=True).stdout
+            line = next((l for l in out.splitlines() if "Showing nodes accounting for" in l), "")
+            num = line.split("accounting for ")[1].split(",")[0] if line else "0s"
+            return round(float(num.removesuffix("ms")) / 1000 if num.endswith("ms") else float(num.removesuffix("s")), 2)
+
+        total = secs()
+        return {"lever": name, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seconds": seconds,
+                "apiserverMvcpu": round(total / seconds * 1000, 1),
+                "areasMvcpu": {area: round(secs(f"-focus={rx}") / seconds * 1000, 1) for area, rx in CPU_AREAS.items()}}
 
 
 # What each lever does (its mechanism; the figures say what it is worth).
@@ -464,7 +531,14 @@ WHY = {
     "lean": "the supervisor's default for the reference SUT: `--control-plane lean` (the groups and controllers "
             "above) with GOGC=50",
     "all": "every wrapper lever above at once",
+    "leanIdle": "`lean` plus `watchCache` and `idleLoops` (candidates for the lean default)",
 }
+
+
+def loaded_runs(doc):
+    """The loaded capacity attempts recorded, oldest first (one dict before there could be several)."""
+    r = doc.get("capacityLoaded") or []
+    return [r] if isinstance(r, dict) else r
 
 
 def run_facts(summary_path):
@@ -475,7 +549,11 @@ def run_facts(summary_path):
         logs = list(Path(summary_path).parent.glob("logs/*/scaletest-cluster.log"))
         if logs:
             m["componentRestarts"] = sum(p.read_text(errors="replace").count("exited; restarting") for p in logs)
+    # The profile as the run read it (copied into its folder): its ramp, Pods/s per cluster.
+    rates = [float(x) for y in Path(summary_path).parent.glob("*.yaml")
+             for x in re.findall(r"ramp:\s*\{?\s*rate:\s*([0-9.]+)", y.read_text())]
     return {"runId": s["runId"], "clusters": s["scale"]["kwokClusters"], "objectsPerCluster": s["scale"]["objectsPerCluster"],
+            "rampPerCluster": rates[0] if rates else None,
             "passed": s["passed"], "controlPlane": s.get("controlPlane"), "componentRestarts": m.get("componentRestarts"),
             "slos": [{k: x[k] for k in ["name", "threshold", "value", "passed"]} for x in s["slos"]],
             "invariantsHeld": all(i["held"] for c in s["clusters"] for i in c["invariants"]),
@@ -563,12 +641,21 @@ def markdown(doc):
               "by the frames its allocations passed through: "
               + "; ".join(f"{a} {v:g} MiB" for a, v in h["areasMiB"].items()) + "."]
         top, v = max(h["areasMiB"].items(), key=lambda kv: kv[1])
-        if top.startswith("OpenAPI"):
-            L += ["", f"The largest part, {top} ({v:g} of {h['liveHeapMiB']:g} MiB), is built for every group "
-                  "version served whether or not a client ever asks for it, and kube-apiserver v1.37.2 has no flag "
-                  "or feature gate that turns it off: with GOGC=50 it costs about 1.5x that in memory. That is the "
-                  "next lever (a kube-apiserver built with the specs made on first request; we build it from "
-                  "source, `upstream/k8s`), beside fewer group versions still."]
+        if top.startswith("OpenAPI") and h.get("openapiMiB"):
+            o = h["openapiMiB"]
+            eager = h["openapiSpecsMiB"]
+            L += ["", f"The largest part, {top} ({v:g} of {h['liveHeapMiB']:g} MiB), by who holds it: "
+                  + "; ".join(f"{part} {m:g} MiB" for part, m in o.items()) + ". kube-apiserver v1.37.2 builds "
+                  "the specs at start for every group version served, whether or not a client ever asks for "
+                  f"them, and has no flag or feature gate that turns that off. The specs ({eager:g} MiB, about "
+                  f"{eager * 1.5:.0f} MiB of memory at GOGC=50) are the next lever: a kube-apiserver built from "
+                  "source (`upstream/k8s`) with them made on first request; the type definitions stay."]
+    u = doc.get("cpu")
+    if u:
+        areas = sorted(u["areasMvcpu"].items(), key=lambda kv: -kv[1])
+        L += ["", f"An idle kube-apiserver's CPU with `{u['lever']}` ({u['date']}, `scripts/footprint.py --cpu`, "
+              f"{u['seconds']} s of pprof samples): {u['apiserverMvcpu']:g} mvCPU; by the frames its samples passed "
+              "through (areas overlap): " + "; ".join(f"{a} {v:g}" for a, v in areas) + "."]
     L += ["", "**Sharing between clusters.** The executables' pages are already shared by the kernel (the gap "
           "between RSS and PSS above; PSS falls further as clusters are added). Sharing a process would couple "
           "faults and load: one kine for several apiservers (its `--etcd-prefix` per cluster) would save its "
@@ -592,13 +679,13 @@ def markdown(doc):
                   f"{(k['memAvailableGiBEvery10'][0] - k['memAvailableGiBEvery10'][-1]) * 1024 / (10 * (len(k['memAvailableGiBEvery10']) - 1)):.0f} "
                   "MiB per cluster from the 10th to the last" if len(k.get("memAvailableGiBEvery10", [])) > 1 else "")
               + f"; load average {k['loadAverage1m']}."]
-    r = doc.get("capacityLoaded")
-    if r:
+    for r in loaded_runs(doc):
+        ramp = f", ramp {r['rampPerCluster']:g} Pods/s per cluster" if r.get("rampPerCluster") else ""
         slos = "; ".join(f"{x['name']} {x['value']:.2f} against {x['threshold']:g} ({'passed' if x['passed'] else 'FAILED'})"
                          for x in r["slos"] if x.get("value") is not None)
         cp = r.get("controlPlane") or {}
         p99 = lambda k: f"{cp[k]:.2f} s" if cp.get(k) is not None else "not measured"
-        L += ["", f"## {r['clusters']} clusters x {r['objectsPerCluster']:,} Pods, every SLO ({r['startedAt']})", "",
+        L += ["", f"## {r['clusters']} clusters x {r['objectsPerCluster']:,} Pods{ramp}, every SLO ({r['startedAt']})", "",
               f"Run `{r['runId']}` {'PASSED' if r['passed'] else 'FAILED'}"
               + (f" ({r['reason']})" if r.get("reason") else "") + (f": {slos}" if slos else "")
               + f"; every invariant {'held' if r['invariantsHeld'] else 'did NOT hold'}; component restarts: "
@@ -607,7 +694,66 @@ def markdown(doc):
                  f"{p99('mutatingP99Seconds')}, read p99 {p99('readP99Seconds')})."
                  if cp.get("mutatingP99Seconds") is not None else
                  "control plane saturation not judged (the run failed before its metrics were read).")]
-    return L
+    return L + goals(doc)
+
+
+def goals(doc):
+    """Issue 14's goals beside the figures above, and for a goal missed what holds it back."""
+    after = doc["levers"].get(ADOPTED)
+    if not after:
+        return []
+    idle, loaded = after["idle"]["perCluster"], after.get("loaded", {}).get("perCluster")
+    heap, cpu, k = doc.get("heap"), doc.get("cpu"), doc.get("capacity")
+    runs = loaded_runs(doc)
+    share = lambda part, c: f"{c[part]['privateMiB']:g} of {c['total']['privateMiB']:g} MiB is {part}'s"
+    specs = (f"a kube-apiserver that builds its OpenAPI specs on first request: their {heap['openapiSpecsMiB']:g} "
+             f"MiB of live heap are about {heap['openapiSpecsMiB'] * 1.5:.0f} MiB at GOGC=50"
+             if heap and heap.get("openapiSpecsMiB") else "the apiserver's heap profile (`--heap`)")
+    top = lambda areas: max(areas.items(), key=lambda kv: kv[1])
+    rows = [("idle cluster, private", "≤ 150 MiB", f"{idle['total']['privateMiB']:g} MiB",
+             idle["total"]["privateMiB"] <= 150,
+             f"{share('apiserver', idle)}" + (f"; its live heap {heap['liveHeapMiB']:g} MiB, of it "
+                                              f"{top(heap['areasMiB'])[0]} {top(heap['areasMiB'])[1]:g} MiB" if heap else ""),
+             specs)]
+    if k:
+        t = k["idle"]["perCluster"]["total"]
+        rows.append((f"idle cluster, PSS with {k['started']} up", "≤ 150 MiB", f"{t['pssMiB']:g} MiB",
+                     t["pssMiB"] <= 150 and k["started"] >= 100,
+                     "private memory, as above (the binaries' pages are shared among the clusters)", specs))
+    rows.append(("idle cluster, CPU", "≤ 5 mvCPU", f"{idle['total']['mvcpu']:g} mvCPU", idle["total"]["mvcpu"] <= 5,
+                 f"apiserver {idle['apiserver']['mvcpu']:g}, kine {idle['kine']['mvcpu']:g}, controller-manager "
+                 f"{idle['controller-manager']['mvcpu']:g}" + (
+                     f"; the apiserver's largest area by pprof: {top(cpu['areasMvcpu'])[0]} "
+                     f"{top(cpu['areasMvcpu'])[1]:g} of {cpu['apiserverMvcpu']:g} mvCPU" if cpu else ""),
+                 "the apiserver's own periodic loops (the pprof areas above" + (
+                     f"; {heap['goroutines']} goroutines, each watch cache's and informer's timers" if heap else "")
+                 + "): fewer watch caches and informers; kube-controller-manager's node monitor ticks every second "
+                 "(`--node-monitor-period=1s`: it lifts new Nodes' not-ready taint on the binding path)"))
+    if loaded:
+        rows.append(("1,000 Pods, private", "≤ 300 MiB", f"{loaded['total']['privateMiB']:g} MiB",
+                     loaded["total"]["privateMiB"] <= 300, share("apiserver", loaded), specs))
+    if k:
+        rows.append(("idle clusters started, up 10 min, stopped cleanly", "≥ 100",
+                     f"{k['started']} up {k['heldSeconds']} s, restarts {k['restarts']}, "
+                     f"{'stopped cleanly' if k['stoppedCleanly'] else 'NOT stopped cleanly'}",
+                     k["started"] >= 100 and k["heldSeconds"] >= 600 and k["stoppedCleanly"] and not k["restarts"]
+                     and not k.get("exitedDuringHold"),
+                     k.get("stoppedStartingBecause") or f"MemAvailable {k['memAvailableGiBWithAll']:g} GiB with all up",
+                     "memory: the private figures above"))
+    if runs:
+        r = runs[-1]
+        rows.append((f"{r['clusters']} x {r['objectsPerCluster']:,} Pods, every SLO, no restarts", "pass",
+                     f"{'PASSED' if r['passed'] else 'FAILED'} (`{r['runId']}`)",
+                     r["passed"] and r["clusters"] >= 8 and not r.get("componentRestarts"),
+                     r.get("reason") or "; ".join(
+                         ([f"ramp {r['rampPerCluster']:g} Pods/s per cluster"] if r.get("rampPerCluster") else [])
+                         + [f"passed with the simulated control plane saturated: {', '.join(cp['evidence'])}"
+                            for cp in [r.get("controlPlane") or {}] if cp.get("saturated")]),
+                     "the run's report (its control plane's latencies, each component's CPU)"))
+    return ["", f"## The goals against the figures (`{ADOPTED}`, the default for the reference SUT)", "",
+            "| goal | target | measured | met | what holds it back | next lever |", "|---|---|---|---|---|---|"] + [
+        f"| {g} | {t} | {m} | {'yes' if ok else 'no'} | {why} | {'–' if ok else nxt} |"
+        for g, t, m, ok, why, nxt in rows]
 
 
 def write_markdown(doc, readme):
@@ -626,7 +772,7 @@ def save(doc, out):
 
 
 def main():
-    global BIN
+    global BIN, KEEP
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clusters", type=int, default=2)
     ap.add_argument("--pods", type=int, default=1000, help="Pods in cluster 0 for the loaded figures (0: idle only)")
@@ -640,11 +786,15 @@ def main():
                     help="record a scaletest-runner run's summary.json as the loaded capacity attempt")
     ap.add_argument("--heap", action="store_true",
                     help="instead of the levers: kube-apiserver's live heap by area with --lever's one lever")
+    ap.add_argument("--keep-profile", type=Path, help="--heap / --cpu: also copy the raw pprof file into this directory")
+    ap.add_argument("--cpu", action="store_true",
+                    help="instead of the levers: an idle kube-apiserver's CPU by area with --lever's one lever")
     ap.add_argument("--capacity", type=int, default=0,
                     help="instead of the levers: start this many idle clusters with --lever's one lever")
     ap.add_argument("--hold", type=int, default=600, help="--capacity: seconds every cluster must stay up")
     ap.add_argument("--floor-gib", type=float, default=4.0, help="--capacity: stop starting under this MemAvailable")
     a = ap.parse_args()
+    KEEP = a.keep_profile
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))  # so every cluster is stopped
     BIN = bin_dir()
     names = a.lever.split(",")
@@ -662,9 +812,11 @@ def main():
     if a.render:
         return save(doc, a.out)
     if a.record_run:
-        doc["capacityLoaded"] = run_facts(a.record_run)
+        facts = run_facts(a.record_run)
+        runs = [r for r in loaded_runs(doc) if r["runId"] != facts["runId"]]
+        doc["capacityLoaded"] = runs + [facts]
         save(doc, a.out)
-        return log(f"capacityLoaded: {doc['capacityLoaded']}")
+        return log(f"capacityLoaded: {facts}")
     if not (TARGET / "scaletest-cluster").exists():
         sys.exit(f"{TARGET / 'scaletest-cluster'} missing: run `cargo build --release --workspace --bins` "
                  "(or point SCALETEST_TARGET_DIR at a build)")
@@ -674,6 +826,11 @@ def main():
         save(doc, a.out)
         log(f"heap: {doc['heap']}")
         return
+    if a.cpu:
+        n = names[0]
+        doc["cpu"] = cpu_profile(n, combined if n == "all" else LEVERS[n], a.settle)
+        save(doc, a.out)
+        return log(f"cpu: {doc['cpu']}")
     if a.capacity:
         n = names[0]
         doc["capacity"] = capacity(n, combined if n == "all" else LEVERS[n], a.capacity, a.hold, a.window,
