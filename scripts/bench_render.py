@@ -530,7 +530,9 @@ def render(out):
                   f"{k['largestPassingObjects']:,} Pods**" + (" (none passed: see below)" if not k['largestPassingClusters'] else "")
               + ".", "",
               f"Idle: {i['clusters']} bare clusters started side by side: {i['rssMiBPerCluster']} MiB and "
-              f"{i['vcpuPerCluster']} vCPU each. Memory-bound at 80 % of {i['memTotalGiB']} GiB: "
+              f"{i['vcpuPerCluster']} vCPU each. Extrapolated from that RSS (it counts every process's binary "
+              "once per process; the footprint section starts the clusters instead): memory-bound at 80 % of "
+              f"{i['memTotalGiB']} GiB: "
               f"**{i['memoryBoundClusters']} idle clusters**; their idle CPU alone would fill the {cores(k)} cores at "
               f"{i['cpuBoundClusters']}."
               + (f" The runner's local budget {'rule of the time ' if 'gibPerCluster' in rule else ''}admits "

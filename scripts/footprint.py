@@ -529,9 +529,11 @@ WHY = {
                  "notify at once), the apiserver counts each resource's keys every 5 min instead of every minute "
                  "(measured after GOGC=50 became the default: compare it with `gogc`, not the baseline)",
     "lean": "the supervisor's default for the reference SUT: `--control-plane lean` (the groups and controllers "
-            "above) with GOGC=50",
+            "above, no watch cache for the resources `watchCache` names) with GOGC=50, kine's 5 s poll and the "
+            "apiserver's 5 min key count (`idleLoops`, made defaults for every cluster); measured again after "
+            "`leanIdle` showed what the last three save",
     "all": "every wrapper lever above at once",
-    "leanIdle": "`lean` plus `watchCache` and `idleLoops` (candidates for the lean default)",
+    "leanIdle": "`lean` as it was plus `watchCache` and `idleLoops`, through wrappers (what made them defaults)",
 }
 
 
