@@ -120,7 +120,7 @@ LEVERS = {
     # What the supervisor adopted (harness.controlPlane: lean), for before/after.
     "lean": {"scaletest-cluster": {"args": ["--control-plane", "lean"]}},
 }
-# Candidates for the lean default: lean plus the watch cache and idle-loop levers.
+# lean as it was plus the watch cache and idle-loop levers: what made them lean's defaults.
 LEVERS["leanIdle"] = {**LEVERS["lean"], "kine": LEVERS["idleLoops"]["kine"], "kube-apiserver": {"args": [
     *LEVERS["watchCache"]["kube-apiserver"]["args"], *LEVERS["idleLoops"]["kube-apiserver"]["args"]]}}
 
@@ -419,28 +419,48 @@ HEAP_AREAS = {"OpenAPI v2/v3 specs and their definitions": "openapi",
               "etcd clients (gRPC to kine)": "grpc|etcd3"}
 
 
-def heap_profile(name, lever, settle):
-    """One cluster with the lever (and the apiserver's /debug/pprof on): its apiserver's live
-    heap after a forced GC, split by HEAP_AREAS, and its goroutines."""
+def apiserver_pprof(name, lever, settle, paths):
+    """One cluster with the lever and kube-apiserver's /debug/pprof on: each of `paths`
+    (name -> /debug/pprof/… path) fetched after `settle` s, into a temporary directory
+    (also copied into --keep-profile). Yields {name: file}; the cluster is stopped first."""
     lever = {**lever, "kube-apiserver": {**lever.get("kube-apiserver", {}),
                                          "args": [*lever.get("kube-apiserver", {}).get("args", []), "--profiling=true"]}}
-    groups = set()
-    with tempfile.TemporaryDirectory(prefix="scaletest-footprint-") as tmp:
-        bins = wrappers(Path(tmp) / "bin", BIN, lever)
-        c = Cluster(tmp, "heap-0", bins, groups, lever.get("scaletest-cluster", {}).get("args", []))
-        try:
-            c.wait_ready()
-            time.sleep(settle)
-            pb = Path(tmp) / "heap.pb"
-            pb.write_bytes(subprocess.run([str(BIN / "kubectl"), "--kubeconfig", c.kubeconfig, "get", "--raw",
-                                           "/debug/pprof/heap?gc=1"], capture_output=True, check=True).stdout)
-            goroutines = c.kubectl("get", "--raw", "/debug/pprof/goroutine?debug=1").stdout.split("\n")[0]
+    tmp = tempfile.TemporaryDirectory(prefix="scaletest-footprint-")
+    bins = wrappers(Path(tmp.name) / "bin", BIN, lever)
+    c = Cluster(tmp.name, f"{name}-0", bins, set(), lever.get("scaletest-cluster", {}).get("args", []))
+    files = {}
+    try:
+        c.wait_ready()
+        time.sleep(settle)
+        for key, path in paths.items():
+            files[key] = Path(tmp.name) / f"apiserver-{key}.pb"
+            files[key].write_bytes(subprocess.run([str(BIN / "kubectl"), "--kubeconfig", c.kubeconfig, "get", "--raw",
+                                                   path], capture_output=True, check=True, timeout=300).stdout)
             if KEEP:
-                shutil.copy(pb, KEEP / "apiserver-heap.pb")
-        finally:
-            c.stop()
+                shutil.copy(files[key], KEEP / files[key].name)
+    finally:
+        c.stop()
+    return tmp, files
 
-        return {"lever": name, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **heap_areas(pb),
+
+def pprof_total(pb, *args):
+    """What `go tool pprof -top` says the samples (after `args`, e.g. -focus) account for:
+    MiB for a heap profile, seconds for a CPU profile."""
+    out = subprocess.run(["go", "tool", "pprof", "-top", *args, str(pb)], capture_output=True, text=True).stdout
+    line = next((l for l in out.splitlines() if "Showing nodes accounting for" in l), "")
+    num = line.split("accounting for ")[1].split(",")[0] if line else "0"
+    scale = {"GB": 1024, "MB": 1, "kB": 1 / 1024, "ms": 1 / 1000, "s": 1, "B": 1 / 2**20}
+    unit = next((u for u in scale if num.endswith(u)), "")
+    return float(num[:len(num) - len(unit)] or 0) * scale.get(unit, 1)
+
+
+def heap_profile(name, lever, settle):
+    """kube-apiserver's live heap after a forced GC, split by HEAP_AREAS, and its goroutines."""
+    tmp, f = apiserver_pprof(name, lever, settle, {"heap": "/debug/pprof/heap?gc=1",
+                                                   "goroutine": "/debug/pprof/goroutine?debug=1"})
+    with tmp:
+        goroutines = f["goroutine"].read_text().split("\n")[0]
+        return {"lever": name, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **heap_areas(f["heap"]),
                 "goroutines": goroutines.removeprefix("goroutine profile: total ")}
 
 
@@ -456,13 +476,7 @@ OPENAPI_PARTS = {"v2 spec, built at start (routes.OpenAPI.InstallV2)": "InstallV
 def heap_areas(pb):
     """A heap profile's live heap, split by HEAP_AREAS and its OpenAPI part by OPENAPI_PARTS."""
     def mib(*focus):
-        out = subprocess.run(["go", "tool", "pprof", "-sample_index=inuse_space", "-top", *focus, str(pb)],
-                             capture_output=True, text=True).stdout
-        line = next((l for l in out.splitlines() if "Showing nodes accounting for" in l), "")
-        num = line.split("accounting for ")[1].split(",")[0] if line else "0MB"
-        scale = {"GB": 1024, "MB": 1, "kB": 1 / 1024, "B": 1 / 2**20}
-        unit = next(u for u in scale if num.endswith(u))
-        return round(float(num[:-len(unit)]) * scale[unit], 1)
+        return round(pprof_total(pb, "-sample_index=inuse_space", *focus), 1)
 
     return {"liveHeapMiB": mib(), "areasMiB": {area: mib(f"-focus={rx}") for area, rx in HEAP_AREAS.items()},
             "openapiMiB": {part: mib(f"-focus={rx}") for part, rx in OPENAPI_PARTS.items()},
@@ -482,35 +496,13 @@ CPU_AREAS = {"garbage collection": "runtime.gcBgMarkWorker|runtime.gcAssist|runt
 
 
 def cpu_profile(name, lever, settle, seconds=60):
-    """One idle cluster with the lever (and the apiserver's /debug/pprof on): where its
-    apiserver's CPU goes over `seconds`, split by CPU_AREAS, beside each process's CPU."""
-    lever = {**lever, "kube-apiserver": {**lever.get("kube-apiserver", {}),
-                                         "args": [*lever.get("kube-apiserver", {}).get("args", []), "--profiling=true"]}}
-    with tempfile.TemporaryDirectory(prefix="scaletest-footprint-") as tmp:
-        bins = wrappers(Path(tmp) / "bin", BIN, lever)
-        c = Cluster(tmp, "cpu-0", bins, set(), lever.get("scaletest-cluster", {}).get("args", []))
-        try:
-            c.wait_ready()
-            time.sleep(settle)
-            pb = Path(tmp) / "cpu.pb"
-            pb.write_bytes(subprocess.run([str(BIN / "kubectl"), "--kubeconfig", c.kubeconfig, "get", "--raw",
-                                           f"/debug/pprof/profile?seconds={seconds}"], capture_output=True,
-                                          check=True, timeout=seconds + 60).stdout)
-            if KEEP:
-                shutil.copy(pb, KEEP / "apiserver-cpu.pb")
-        finally:
-            c.stop()
-
-        def secs(*focus):
-            out = subprocess.run(["go", "tool", "pprof", "-top", *focus, str(pb)], capture_output=True, text=True).stdout
-            line = next((l for l in out.splitlines() if "Showing nodes accounting for" in l), "")
-            num = line.split("accounting for ")[1].split(",")[0] if line else "0s"
-            return round(float(num.removesuffix("ms")) / 1000 if num.endswith("ms") else float(num.removesuffix("s")), 2)
-
-        total = secs()
+    """Where one idle cluster's kube-apiserver spends its CPU over `seconds`, split by CPU_AREAS."""
+    tmp, f = apiserver_pprof(name, lever, settle, {"cpu": f"/debug/pprof/profile?seconds={seconds}"})
+    with tmp:
+        mvcpu = lambda *focus: round(pprof_total(f["cpu"], *focus) / seconds * 1000, 1)
         return {"lever": name, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seconds": seconds,
-                "apiserverMvcpu": round(total / seconds * 1000, 1),
-                "areasMvcpu": {area: round(secs(f"-focus={rx}") / seconds * 1000, 1) for area, rx in CPU_AREAS.items()}}
+                "apiserverMvcpu": mvcpu(),
+                "areasMvcpu": {area: mvcpu(f"-focus={rx}") for area, rx in CPU_AREAS.items()}}
 
 
 # What each lever does (its mechanism; the figures say what it is worth).
