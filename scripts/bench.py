@@ -10,12 +10,15 @@
             supervisor) against the control plane at dev-5k's per-cluster load.
   capacity  clusters per machine: a bounded search for the largest clusterCount that
             passes every SLO, and idle clusters (memory).
+  rule      the runner's budget rule's memory points (crates/scaletest-core/src/footprint.rs)
+            per control plane (lean, full): one cluster idle and holding 1K Pods created
+            at once (BENCH_RULE_SIZES, BENCH_RULE_MODES to choose).
 
 Every figure is a count or a ratio of two things measured in the same invocation:
 absolute times drift on a shared 2-core machine. Writes results/bench/<name>.json and
 regenerates results/bench/README.md from every JSON there.
 
-  scripts/bench.py [--quick] [--only create,binding,overhead,capacity]
+  scripts/bench.py [--quick] [--only create,binding,overhead,capacity,rule]
   make bench [QUICK=1]
 
 Needs the release build (`cargo build --release --workspace --bins`), the upstream
@@ -33,6 +36,35 @@ from pathlib import Path
 import bench_measure as measure
 from bench_common import OUT
 from bench_render import render
+
+
+def keep_unmeasured(new, old, old_date):
+    """`new`'s rows by object count, with each of `old`'s that `new` lacks, dated."""
+    rows = dict(new)
+    for n, row in old.items():
+        rows.setdefault(n, {"date": old_date, **row})
+    return dict(sorted(rows.items(), key=lambda kv: int(kv[0])))
+
+
+def write(out, p, r, old, t0, quick):
+    """Writes part `p`'s result `r` to out/<p>.json, with the rows of the `old` file it did not re-measure."""
+    if p == "binding":
+        # A size not measured this time (e.g. 50K) keeps its last row, dated.
+        r["sizes"] = keep_unmeasured(r["sizes"], old.get("sizes", {}), old.get("date"))
+    if p == "rule":
+        # Likewise a control plane or a size not measured this time.
+        r["points"] = dict(r["points"])
+        for mode, rows in old.get("points", {}).items():
+            r["points"][mode] = keep_unmeasured(r["points"].get(mode, {}), rows, old.get("date"))
+    r.update({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "quick": quick,
+              "machine": measure.machine(), "benchSeconds": round(time.monotonic() - t0, 1)})
+    if p in ("overhead", "capacity"):
+        r["rampPerSecond"] = measure.dev5k_ramp()
+    if p == "create":
+        r["peerVersion"] = Path(os.path.realpath(measure.KUBE_BURNER)).parent.name.split("@")[-1]
+    path = out / f"{p}.json"
+    path.write_text(json.dumps(r, indent=2) + "\n")
+    measure.log(f"{p}: wrote {path}")
 
 
 def main():
@@ -61,22 +93,12 @@ def main():
     try:
         for p in parts:
             t0 = time.monotonic()
-            r = measure.PARTS[p](a.quick)
             prev = out / f"{p}.json"
             old = json.loads(prev.read_text()) if prev.exists() else {}
-            if p == "binding":
-                # A size not measured this time (e.g. 50K) keeps its last row, dated.
-                for n, row in old.get("sizes", {}).items():
-                    r["sizes"].setdefault(n, {"date": old.get("date"), **row})
-                r["sizes"] = dict(sorted(r["sizes"].items(), key=lambda kv: int(kv[0])))
-            r.update({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "quick": a.quick,
-                      "machine": measure.machine(), "benchSeconds": round(time.monotonic() - t0, 1)})
-            if p in ("overhead", "capacity"):
-                r["rampPerSecond"] = measure.dev5k_ramp()
-            if p == "create":
-                r["peerVersion"] = Path(os.path.realpath(measure.KUBE_BURNER)).parent.name.split("@")[-1]
-            prev.write_text(json.dumps(r, indent=2) + "\n")
-            measure.log(f"{p}: wrote {prev}")
+            # A part measuring row by row hands each finished row here: what a long part
+            # measured survives its interruption.
+            measure.CHECKPOINT = lambda r, p=p, old=old, t0=t0: write(out, p, dict(r), old, t0, a.quick)
+            write(out, p, measure.PARTS[p](a.quick), old, t0, a.quick)
             render(out)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -31,6 +31,9 @@ IMAGE = "registry.invalid/scaletest:fake"  # the load-driver's; kwok never pulls
 NAMESPACES = 10
 
 
+# bench.py sets it: a part that measures row by row calls it with what it has so far.
+CHECKPOINT = None
+
 # Every process group this script started, torn down on any exit path.
 _groups = set()
 
@@ -749,13 +752,14 @@ def bench_overhead(quick):
 
 # ---------------------------------------------------------------- 4. capacity
 
-def idle_clusters(count, settle):
-    """Starts `count` bare clusters one after another; RSS and CPU of all of them idle."""
+def idle_clusters(count, settle, *args):
+    """Starts `count` bare clusters (`args`: scaletest-cluster's flags) one after another;
+    RSS and CPU of all of them idle."""
     with tempfile.TemporaryDirectory(prefix="scaletest-bench-") as tmp:
         clusters = []
         try:
             for i in range(count):
-                clusters.append(Cluster(tmp, f"idle-{i}"))
+                clusters.append(Cluster(tmp, f"idle-{i}", *args))
                 log(f"capacity: idle cluster {i + 1}/{count} ready")
             time.sleep(settle)
             pids = [c.proc.pid for c in clusters]
@@ -846,9 +850,61 @@ def bench_capacity(quick):
     return res
 
 
+# ---------------------------------------------------------------- 5. the footprint rule's points
+
+def rule_sizes(quick):
+    if os.environ.get("BENCH_RULE_SIZES"):
+        return [int(x) for x in os.environ["BENCH_RULE_SIZES"].split(",") if x]
+    # The rule's larger points come from the binding part; more sizes only when asked.
+    return [1000]
+
+
+def rule_modes():
+    return [m for m in os.environ.get("BENCH_RULE_MODES", "lean,full").split(",") if m]
+
+
+def bench_rule(quick):
+    """The memory points of the runner's budget rule (crates/scaletest-core/src/footprint.rs),
+    for each control plane (`harness.controlPlane`): one cluster's every process, control
+    plane and harness (the runner and Prometheus left out), summed. Idle: bare clusters side
+    by side, the mean. Loaded: N Pods created at once, bound by kube-scheduler onto the
+    reference SUT's Nodes, over the run's loaded window (load gate to teardown): the mean of
+    the sum and the sum of each class's peak (a limit must hold every process at its peak)."""
+    res = {"benchmark": "rule", "points": {}}
+    for mode in rule_modes():
+        log(f"rule: idle {mode} clusters")
+        idle = idle_clusters(2, 20 if quick else 30, "--control-plane", mode)
+        rows = {"0": {"meanMiB": idle["rssMiBPerCluster"], "peakMiB": idle["rssMiBPerCluster"],
+                      "vcpu": idle["vcpuPerCluster"], "clusters": idle["clusters"]}}
+        res["points"][mode] = rows
+        if CHECKPOINT:
+            CHECKPOINT(res)
+        for n in rule_sizes(quick):
+            with tempfile.TemporaryDirectory(prefix="scaletest-bench-") as tmp:
+                log(f"rule: {n} Pods in one {mode} cluster (kube-scheduler, reference SUT)")
+                prof = base_profile(f"bench-rule-{mode}-{n}", 1, n, "kube-scheduler", [{"burst": {"count": n}}], "30s",
+                                    "40m", qps=1_000_000, burst=100)
+                prof["loadProfile"]["namespaces"] = NAMESPACES
+                prof["harness"]["apiserverLimits"] = "unlimited"
+                prof["harness"]["controlPlane"] = mode
+                r = runner_run(tmp, prof, timeout=int(go_duration("40m")) + 1200)
+            if "loaded" not in r:
+                raise RuntimeError(f"rule: {mode} {n}: the runner never opened the load gate")
+            mine = {c: v for c, v in r["loaded"]["classes"].items() if c not in OTHER.values()}
+            rows[str(n)] = {"meanMiB": round(sum(v["rssMeanMiB"] for v in mine.values()), 1),
+                            "peakMiB": round(sum(v["rssPeakMiB"] for v in mine.values()), 1),
+                            "windowSeconds": r["loaded"]["seconds"], "classes": mine, "run": brief_summary(r),
+                            "loadAverage1m": round(os.getloadavg()[0], 1)}
+            log(f"  {mode} {n}: mean {rows[str(n)]['meanMiB']} MiB, peak {rows[str(n)]['peakMiB']} MiB")
+            if CHECKPOINT:
+                CHECKPOINT(res)
+    return res
+
+
 # ---------------------------------------------------------------- the table
 
-PARTS = {"create": bench_create, "binding": bench_binding, "overhead": bench_overhead, "capacity": bench_capacity}
+PARTS = {"create": bench_create, "binding": bench_binding, "overhead": bench_overhead, "capacity": bench_capacity,
+         "rule": bench_rule}
 
 # Set by bench.py before a part runs.
 KUBECTL = KUBE_BURNER = None

@@ -433,7 +433,7 @@ def render(out):
          + (f" ({min(loads):.1f}–{max(loads):.1f} at the end of the parts below)" if loads else "")
          + ". No figure is a test assertion.", "",
          "Reproduce: `make bench` (full sizes: 10,000 objects for create, 10,000 Pods for binding, 5 clusters for",
-         "overhead) or `make bench QUICK=1`; one part: `scripts/bench.py [--quick] --only create|binding|overhead|capacity`.",
+         "overhead) or `make bench QUICK=1`; one part: `scripts/bench.py [--quick] --only create|binding|overhead|capacity|rule`.",
          "Knobs: `BENCH_BINDING_SIZES` the binding sizes (10000; `50000` adds the large one, a size not run",
          "keeps its dated row), `BENCH_BIND_TIMEOUT` a binder's bound (40m), `BENCH_LD_CONCURRENCY` the",
          "load-driver's requests in flight (100), `BENCH_PEER_TIMEOUT` kube-burner's time bound (1800 s),",
@@ -544,6 +544,30 @@ def render(out):
 
 
 BUILT_IN = ("create", "binding", "overhead", "capacity")
+
+
+def section_rule(data, runs):
+    """The footprint rule's memory points (bench.py's `rule` part), per control plane."""
+    L = ["## 5. The budget rule's memory points", "",
+         "What the runner's budget rule (`crates/scaletest-core/src/footprint.rs`, which a unit test checks "
+         "against this JSON) plans one simulated cluster's memory from, for each `harness.controlPlane`: the RSS of "
+         "every process of one cluster, control plane and harness, summed (the runner and Prometheus left out). "
+         "0 Pods: bare clusters side by side, their mean. N Pods: created at once and bound by kube-scheduler onto "
+         "the reference SUT's Nodes, over the run's loaded window: the mean of the sum, and each process class's "
+         "peak summed (what a memory limit must hold); the binding part's kube-scheduler rows, measured the same "
+         "way, give the rule its larger points. `BENCH_RULE_SIZES` / `BENCH_RULE_MODES` choose; a size "
+         "not run keeps its dated row.", "",
+         "| control plane | Pods | mean MiB | peak MiB | idle vCPU | window | load avg | the run by its default SLOs (not judged here) | measured |",
+         "|---|---:|---:|---:|---:|---:|---:|---|---|"]
+    for mode, rows in data.get("points", {}).items():
+        for n, r in rows.items():
+            run = r.get("run", {})
+            verdict = ("passed" if run.get("passed") else f"failed: {(run.get('reason') or '')[:80]}") if run else ""
+            L.append(f"| {mode} | {int(n):,} | {fmt(r['meanMiB'])} | {fmt(r['peakMiB'])} | {fmt(r.get('vcpu'))} "
+                     f"| {fmt(r.get('windowSeconds'), ' s') if r.get('windowSeconds') else ''} "
+                     f"| {fmt(r.get('loadAverage1m')) if r.get('loadAverage1m') is not None else ''} | {verdict} "
+                     f"| {r.get('date') or data.get('date')} |")
+    return L
 
 
 def section_footprint(data, runs):

@@ -252,7 +252,7 @@ fn resources(c: &Container) -> [Option<String>; 4] {
 fn expected(r: &footprint::Resources, cpu_limit: bool) -> [Option<String>; 4] {
     let (cpu, mem) = (quantity::format_cpu_millis, quantity::format_memory_bytes);
     let limit = cpu_limit.then(|| cpu(r.cpu_limit_millis));
-    [Some(cpu(r.cpu_request_millis)), Some(mem(r.memory_bytes)), limit, Some(mem(r.memory_bytes))]
+    [Some(cpu(r.cpu_request_millis)), Some(mem(r.memory_bytes)), limit, Some(mem(r.memory_limit_bytes))]
 }
 
 #[tokio::test]

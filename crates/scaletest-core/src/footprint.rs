@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::profile::{Phase, Profile};
+use crate::profile::{ControlPlane, Phase, Profile};
 
 /// Memory of one simulated cluster holding `objects` Pods: the RSS of every process of
 /// its control plane and harness, summed, mean and peak over a loaded window. RSS counts
@@ -19,25 +19,47 @@ pub struct MemoryPoint {
     pub peak_mib: f64,
 }
 
-/// Measured points by object count. Between two the rule interpolates linearly, past
-/// the last it extends the last segment.
-pub const MEMORY: [MemoryPoint; 4] = [
-    // results/bench/capacity.json `idle`: 6 bare clusters side by side, rssMiBPerCluster.
-    MemoryPoint { objects: 0, mean_mib: 565.3, peak_mib: 565.3 },
-    // results/bench/overhead.json: 5 clusters x 1,000 Pods (dev-5k's shape), perCluster.rssMiB;
-    // peak: the classes' rssPeakMiB summed (runner and Prometheus left out) / 5.
-    MemoryPoint { objects: 1_000, mean_mib: 842.6, peak_mib: 937.8 },
-    // results/bench/binding.json, kube-scheduler rows: window.classes summed the same way.
-    MemoryPoint { objects: 10_000, mean_mib: 1_969.0, peak_mib: 2_805.0 },
-    MemoryPoint { objects: 50_000, mean_mib: 4_369.0, peak_mib: 6_373.0 },
+/// Measured points by object count, per control plane (`harness.controlPlane`), all with
+/// one method: one cluster, its Pods created at once and bound by kube-scheduler onto the
+/// reference SUT's Nodes; mean of the summed RSS over the loaded window, and each process
+/// class's peak summed. 0 and 1K: results/bench/rule.json (`scripts/bench.py --only rule`,
+/// 2026-12-06). 10K and 50K: results/bench/binding.json's kube-scheduler rows (2026-11-30,
+/// a full control plane, before GOGC=50 and the lean lever); `lean` takes them as its upper
+/// bound (lean cuts fixed costs, not per-Pod ones). A test checks every figure against its
+/// file. Between two points the rule interpolates linearly, past the last it extends the
+/// last segment.
+pub const MEMORY_LEAN: [MemoryPoint; 4] = [
+    MemoryPoint { objects: 0, mean_mib: 501.3, peak_mib: 501.3 },
+    MemoryPoint { objects: 1_000, mean_mib: 953.7, peak_mib: 1_166.6 },
+    MEMORY_FULL[2],
+    MEMORY_FULL[3],
+];
+pub const MEMORY_FULL: [MemoryPoint; 4] = [
+    MemoryPoint { objects: 0, mean_mib: 532.1, peak_mib: 532.1 },
+    MemoryPoint { objects: 1_000, mean_mib: 973.5, peak_mib: 1_106.5 },
+    MemoryPoint { objects: 10_000, mean_mib: 1_969.4, peak_mib: 2_804.9 },
+    MemoryPoint { objects: 50_000, mean_mib: 4_369.3, peak_mib: 6_373.4 },
 ];
 
-/// A cluster's memory request and limit over the measured peak: the bench samples RSS
-/// every 0.5 s, and a cgroup at its limit is OOM-killed at once.
+/// The points of a control plane.
+pub fn memory(control_plane: ControlPlane) -> &'static [MemoryPoint] {
+    match control_plane {
+        ControlPlane::Lean => &MEMORY_LEAN,
+        ControlPlane::Full => &MEMORY_FULL,
+    }
+}
+
+/// A cluster's memory request over the measured mean, its limit over the measured peak: the
+/// bench samples RSS every 0.5 s, and a cgroup at its limit is OOM-killed at once.
 pub const MEMORY_HEADROOM: f64 = 1.1;
 
-/// Idle CPU of one cluster (results/bench/capacity.json `idle.vcpuPerCluster`).
-pub const IDLE_VCPU: f64 = 0.0253;
+/// Idle CPU of one cluster (results/bench/rule.json, the 0-Pod rows' `vcpu`).
+pub fn idle_vcpu(control_plane: ControlPlane) -> f64 {
+    match control_plane {
+        ControlPlane::Lean => 0.017,
+        ControlPlane::Full => 0.0235,
+    }
+}
 
 /// CPU seconds a cluster's processes spend per Pod created (the create, its binding,
 /// kwok's status writes, five watchers' copies). results/bench/overhead.json: 60.6 CPU s
@@ -125,8 +147,10 @@ pub struct Resources {
     /// At the fastest phase: planned for (`peak_vcpu`), set as a limit on Prometheus only;
     /// a cluster's or controller's bursts must not be throttled (crates/runner/src/kube.rs).
     pub cpu_limit_millis: u64,
-    /// Request and limit alike: memory cannot be throttled, only killed.
+    /// The request: what the Node (or the local machine) must hold for it over the run.
     pub memory_bytes: u64,
+    /// The limit: memory cannot be throttled, only killed, so it holds the measured peak.
+    pub memory_limit_bytes: u64,
 }
 
 /// The whole run by the rule.
@@ -137,6 +161,8 @@ pub struct Plan {
     /// Pods created per second per cluster: over the run, and at its fastest phase.
     pub mean_rate: f64,
     pub peak_rate: f64,
+    /// What the clusters run (the memory points differ).
+    pub control_plane: ControlPlane,
     pub cluster: Resources,
     /// The user's controller beside each cluster, as its profile declares (`sut.resources`).
     pub sut: Option<Resources>,
@@ -173,13 +199,15 @@ impl Plan {
     pub fn describe(&self) -> String {
         let mib = |b: u64| b >> 20;
         format!(
-            "footprint (crates/scaletest-core/src/footprint.rs): per cluster {}m CPU ({:.1} Pods/s over the run; {}m at {:.1} Pods/s), {} MiB{}; \
+            "footprint (crates/scaletest-core/src/footprint.rs): per cluster ({} control plane) {}m CPU ({:.1} Pods/s over the run; {}m at {:.1} Pods/s), {} MiB (limit {} MiB){}; \
              Prometheus {}m / {} MiB for {} series ({}); in all {:.1} vCPU ({:.1} with every cluster at its fastest phase), {:.1} GiB",
+            self.control_plane,
             self.cluster.cpu_request_millis,
             self.mean_rate,
             self.cluster.cpu_limit_millis,
             self.peak_rate,
             mib(self.cluster.memory_bytes),
+            mib(self.cluster.memory_limit_bytes),
             self.sut.as_ref().map_or(String::new(), |r| format!(
                 " (+ your controller {}m / {} MiB: sut.resources)",
                 r.cpu_request_millis,
@@ -225,9 +253,9 @@ pub fn clusters_within(profile: &Profile, target: Target, gib: f64) -> u32 {
     lo
 }
 
-/// Memory (MiB) of one cluster holding `objects`, by `point`'s field, from [`MEMORY`].
-fn interpolate(objects: u64, field: fn(&MemoryPoint) -> f64) -> f64 {
-    let segment = MEMORY.windows(2).find(|w| objects <= w[1].objects).unwrap_or(&MEMORY[MEMORY.len() - 2..]);
+/// Memory (MiB) of one cluster holding `objects`, by `point`'s field, from `points`.
+fn interpolate(points: &[MemoryPoint], objects: u64, field: fn(&MemoryPoint) -> f64) -> f64 {
+    let segment = points.windows(2).find(|w| objects <= w[1].objects).unwrap_or(&points[points.len() - 2..]);
     let (a, b) = (&segment[0], &segment[1]);
     let slope = (field(b) - field(a)) / (b.objects - a.objects) as f64;
     field(a) + slope * (objects as f64 - a.objects as f64)
@@ -243,11 +271,13 @@ fn mib_bytes(mib: f64) -> u64 {
 }
 
 /// One cluster's resources at `objects` Pods, created at `mean_rate` / `peak_rate` per second.
-pub fn cluster(objects: u64, mean_rate: f64, peak_rate: f64) -> Resources {
+pub fn cluster(control_plane: ControlPlane, objects: u64, mean_rate: f64, peak_rate: f64) -> Resources {
+    let idle = idle_vcpu(control_plane);
     Resources {
-        cpu_request_millis: millis(IDLE_VCPU + CPU_SECONDS_PER_POD * mean_rate),
-        cpu_limit_millis: millis(IDLE_VCPU + CPU_SECONDS_PER_POD * peak_rate.max(mean_rate)),
-        memory_bytes: mib_bytes(interpolate(objects, |p| p.peak_mib) * MEMORY_HEADROOM),
+        cpu_request_millis: millis(idle + CPU_SECONDS_PER_POD * mean_rate),
+        cpu_limit_millis: millis(idle + CPU_SECONDS_PER_POD * peak_rate.max(mean_rate)),
+        memory_bytes: mib_bytes(interpolate(memory(control_plane), objects, |p| p.mean_mib) * MEMORY_HEADROOM),
+        memory_limit_bytes: mib_bytes(interpolate(memory(control_plane), objects, |p| p.peak_mib) * MEMORY_HEADROOM),
     }
 }
 
@@ -264,6 +294,7 @@ pub fn prometheus(series: u64) -> Resources {
         cpu_request_millis: cpu,
         cpu_limit_millis: cpu.max(PROMETHEUS_LIMIT_MILLIS),
         memory_bytes: mib_bytes(memory),
+        memory_limit_bytes: mib_bytes(memory),
     }
 }
 
@@ -298,7 +329,8 @@ fn sut(profile: &Profile) -> Option<Resources> {
     let crate::profile::Sut::External(e) = &profile.sut else { return None };
     let r = e.resources.as_ref()?;
     let cpu = r.cpu_millis().ok()?;
-    Some(Resources { cpu_request_millis: cpu, cpu_limit_millis: cpu, memory_bytes: r.memory_bytes().ok()? })
+    let memory = r.memory_bytes().ok()?;
+    Some(Resources { cpu_request_millis: cpu, cpu_limit_millis: cpu, memory_bytes: memory, memory_limit_bytes: memory })
 }
 
 pub fn plan(profile: &Profile, target: Target) -> Plan {
@@ -319,7 +351,8 @@ pub fn plan(profile: &Profile, target: Target) -> Plan {
         objects_per_cluster: profile.load_profile.objects_per_cluster,
         mean_rate,
         peak_rate,
-        cluster: cluster(profile.load_profile.objects_per_cluster, mean_rate, peak_rate),
+        control_plane: profile.control_plane(),
+        cluster: cluster(profile.control_plane(), profile.load_profile.objects_per_cluster, mean_rate, peak_rate),
         sut: sut(profile),
         series,
         scrape,
@@ -333,32 +366,78 @@ mod tests {
 
     #[test]
     fn memory_follows_the_measured_points() {
-        assert_eq!(interpolate(0, |p| p.peak_mib), 565.3);
-        assert!((interpolate(1_000, |p| p.peak_mib) - 937.8).abs() < 1e-9);
-        let half = interpolate(500, |p| p.mean_mib);
-        assert!((half - (565.3 + 842.6) / 2.0).abs() < 1e-9, "{half}");
+        let [zero, one, ten, fifty] = MEMORY_FULL;
+        let peak = |objects| interpolate(&MEMORY_FULL, objects, |p| p.peak_mib);
+        assert_eq!(peak(0), zero.peak_mib);
+        assert!((peak(1_000) - one.peak_mib).abs() < 1e-9);
+        let half = interpolate(&MEMORY_FULL, 500, |p| p.mean_mib);
+        assert!((half - (zero.mean_mib + one.mean_mib) / 2.0).abs() < 1e-9, "{half}");
+        assert!((peak(10_000) - ten.peak_mib).abs() < 1e-9);
         // Past the last point: the last segment extended.
-        let beyond = interpolate(90_000, |p| p.peak_mib);
-        assert!((beyond - (6_373.0 + (6_373.0 - 2_805.0))).abs() < 1e-6, "{beyond}");
+        let beyond = peak(90_000);
+        assert!((beyond - (fifty.peak_mib + (fifty.peak_mib - ten.peak_mib))).abs() < 1e-6, "{beyond}");
     }
 
     #[test]
     fn a_limit_never_sits_below_a_measured_peak() {
-        for p in MEMORY {
-            let r = cluster(p.objects, 10.0, 10.0);
-            assert!(r.memory_bytes as f64 >= p.peak_mib * f64::from(1u32 << 20) * MEMORY_HEADROOM);
+        for cp in [ControlPlane::Lean, ControlPlane::Full] {
+            for p in memory(cp) {
+                let r = cluster(cp, p.objects, 10.0, 10.0);
+                let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
+                assert!(mib(r.memory_limit_bytes) >= p.peak_mib * MEMORY_HEADROOM, "{cp}: {p:?}");
+                assert!(mib(r.memory_bytes) >= p.mean_mib * MEMORY_HEADROOM, "{cp}: {p:?}");
+            }
         }
-        // The chart's old 700M limit against the measured 1,000-Pod cluster.
-        assert!(cluster(1_000, 0.0, 0.0).memory_bytes > 843 << 20);
+    }
+
+    /// The points are what the bench last wrote: a re-measure that moves a figure fails
+    /// here until this file carries it.
+    #[test]
+    fn the_points_are_the_benchs() {
+        let bench = |name: &str| -> serde_json::Value {
+            let path =
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../results/bench/{name}.json"));
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+        };
+        let (rule, binding) = (bench("rule"), bench("binding"));
+        for cp in [ControlPlane::Lean, ControlPlane::Full] {
+            let points = memory(cp);
+            let rows = &rule["points"][cp.as_str()];
+            for p in &points[..2] {
+                let row = &rows[p.objects.to_string()];
+                assert_eq!(
+                    (Some(p.mean_mib), Some(p.peak_mib)),
+                    (row["meanMiB"].as_f64(), row["peakMiB"].as_f64()),
+                    "{cp}: {p:?}"
+                );
+            }
+            assert_eq!(Some(idle_vcpu(cp)), rows["0"]["vcpu"].as_f64(), "{cp}: idle vCPU");
+            for p in &points[2..] {
+                // Every process class of the run but the runner and Prometheus, summed.
+                let classes =
+                    binding["sizes"][p.objects.to_string()]["kube-scheduler"]["window"]["classes"].as_object().unwrap();
+                let sum = |field: &str| -> f64 {
+                    classes
+                        .iter()
+                        .filter(|(c, _)| !["runner", "prometheus"].contains(&c.as_str()))
+                        .map(|(_, v)| v[field].as_f64().unwrap())
+                        .sum()
+                };
+                assert!(
+                    (sum("rssMeanMiB") - p.mean_mib).abs() < 0.05 && (sum("rssPeakMiB") - p.peak_mib).abs() < 0.05,
+                    "{cp}: {p:?}"
+                );
+            }
+        }
     }
 
     #[test]
     fn cpu_grows_with_the_creation_rate() {
-        let idle = cluster(1_000, 0.0, 0.0);
-        assert_eq!(idle.cpu_request_millis, 30);
-        let ramp = cluster(1_000, 5.0, 50.0);
-        assert_eq!(ramp.cpu_request_millis, millis(0.0253 + 0.225));
-        assert_eq!(ramp.cpu_limit_millis, millis(0.0253 + 2.25));
+        let idle = idle_vcpu(ControlPlane::Lean);
+        assert_eq!(cluster(ControlPlane::Lean, 1_000, 0.0, 0.0).cpu_request_millis, millis(idle));
+        let ramp = cluster(ControlPlane::Lean, 1_000, 5.0, 50.0);
+        assert_eq!(ramp.cpu_request_millis, millis(idle + 0.225));
+        assert_eq!(ramp.cpu_limit_millis, millis(idle + 2.25));
     }
 
     #[test]
