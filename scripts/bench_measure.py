@@ -627,6 +627,16 @@ def base_profile(name, clusters, objects, scheduler, phases, soak, steady_timeou
     }
 
 
+def burst_profile(name, n, scheduler, soak, steady_timeout):
+    """One cluster whose `n` Pods are created at once, nothing holding the load back (client
+    QPS and the apiserver's in-flight limits lifted): the binding and rule parts."""
+    prof = base_profile(name, 1, n, scheduler, [{"burst": {"count": n}}], soak, steady_timeout, qps=1_000_000,
+                        burst=100)
+    prof["loadProfile"]["namespaces"] = NAMESPACES
+    prof["harness"]["apiserverLimits"] = "unlimited"
+    return prof
+
+
 def brief_summary(r):
     m = r["summary"]["metrics"]
     return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in {
@@ -657,10 +667,7 @@ def bench_binding(quick):
         for sched in ("pod-shim", "kube-scheduler"):
             with tempfile.TemporaryDirectory(prefix="scaletest-bench-") as tmp:
                 log(f"binding: {n} Pods with {sched} (runner, reference SUT)")
-                prof = base_profile(f"bench-bind-{sched}-{n}", 1, n, sched, [{"burst": {"count": n}}], "10s",
-                                    steady_timeout, qps=1_000_000, burst=100)
-                prof["loadProfile"]["namespaces"] = NAMESPACES
-                prof["harness"]["apiserverLimits"] = "unlimited"
+                prof = burst_profile(f"bench-bind-{sched}-{n}", n, sched, "10s", steady_timeout)
                 r = runner_run(tmp, prof, timeout=int(go_duration(steady_timeout)) + 1200, cpu_profile=True)
             b = brief_summary(r)
             if "profile" in r:
@@ -882,10 +889,7 @@ def bench_rule(quick):
         for n in rule_sizes(quick):
             with tempfile.TemporaryDirectory(prefix="scaletest-bench-") as tmp:
                 log(f"rule: {n} Pods in one {mode} cluster (kube-scheduler, reference SUT)")
-                prof = base_profile(f"bench-rule-{mode}-{n}", 1, n, "kube-scheduler", [{"burst": {"count": n}}], "30s",
-                                    "40m", qps=1_000_000, burst=100)
-                prof["loadProfile"]["namespaces"] = NAMESPACES
-                prof["harness"]["apiserverLimits"] = "unlimited"
+                prof = burst_profile(f"bench-rule-{mode}-{n}", n, "kube-scheduler", "30s", "40m")
                 prof["harness"]["controlPlane"] = mode
                 r = runner_run(tmp, prof, timeout=int(go_duration("40m")) + 1200)
             if "loaded" not in r:
