@@ -438,7 +438,7 @@ def render(out):
          "keeps its dated row), `BENCH_BIND_TIMEOUT` a binder's bound (40m), `BENCH_LD_CONCURRENCY` the",
          "load-driver's requests in flight (100), `BENCH_PEER_TIMEOUT` kube-burner's time bound (1800 s),",
          "`BENCH_PROFILE=0` no perf profiles. JSON: [create](create.json),",
-         "[binding](binding.json), [overhead](overhead.json), [capacity](capacity.json).", ""]
+         "[binding](binding.json), [overhead](overhead.json), [capacity](capacity.json), [rule](rule.json).", ""]
     c = runs.get("create")
     if c and "kinds" in c:
         L += [f"## 1. Create throughput: load-driver vs kube-burner {c.get('peerVersion', '')}", "",

@@ -196,6 +196,7 @@ pub fn kine(l: &Layout, program: &Path) -> Component {
             // 4 mvCPU of an idle cluster's 21, results/bench/README.md lever `idleLoops`).
             flag("datastore-poll-interval", "5s"),
         ],
+        // Go's own GOGC, not GO_GC_PERCENT: see there.
         env: vec![],
         files: vec![],
         dirs: vec![l.dir("kine")],
