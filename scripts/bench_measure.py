@@ -250,7 +250,9 @@ class Sampler:
         self.thread.join()
 
     def window(self, start, end):
-        """{class: {cpuSeconds, vcpu, rssMeanMiB, rssPeakMiB}} between two marks."""
+        """{class: {cpuSeconds, vcpu, rssMeanMiB, rssPeakMiB}} between two marks, and the
+        largest RSS the cluster's own processes (all but OTHER's) held at one sample: a
+        memory cgroup around them all sees that, not each class's peak summed."""
         (t0, c0), (t1, c1) = self.marks[start], self.marks[end]
         secs = max(t1 - t0, 1e-6)
         samples = [r for t, r in self.rss_samples if t0 <= t <= t1] or [self.rss_samples[-1][1]]
@@ -260,7 +262,8 @@ class Sampler:
             series = [s.get(cls, 0) / 2**20 for s in samples]
             out[cls] = {"cpuSeconds": round(cpu, 2), "vcpu": round(cpu / secs, 3),
                         "rssMeanMiB": round(sum(series) / len(series), 1), "rssPeakMiB": round(max(series), 1)}
-        return {"seconds": round(secs, 1), "classes": out}
+        together = max(sum(v for c, v in smp.items() if c not in OTHER.values()) for smp in samples) / 2**20
+        return {"seconds": round(secs, 1), "classes": out, "rssPeakTogetherMiB": round(together, 1)}
 
 
 class Profile:
@@ -646,7 +649,22 @@ def brief_summary(r):
         "nodesCreated": m.get("nodesCreated"), "steadyStateSeconds": r["summary"].get("phases", {}).get("steadyState"),
         "componentRestarts": m.get("componentRestarts"), "objectsLost": m.get("objectsLost"),
         "restarts": r.get("restarts") or None,
+        "invariantsBroken": sorted({f"{c['name']} {i['name']}" for c in r["summary"].get("clusters", [])
+                                    for i in c.get("invariants", []) if not i["held"]}) or None,
     }.items()}
+
+
+def not_a_point(run):
+    """Why a loaded run's memory is not a working cluster's (None when it is): the chain
+    never settled, lost acknowledged objects or restarted a component. Its SLOs may fail:
+    a burst is not meant to meet them."""
+    why = [w for w, bad in (
+        ("no steady state", not run.get("steadyStateSeconds")),
+        (f"{run.get('objectsLost'):.0f} acknowledged objects lost", (run.get("objectsLost") or 0) > 0),
+        (f"{run.get('componentRestarts'):.0f} component restarts", (run.get("componentRestarts") or 0) > 0),
+        ("invariants broken: " + ", ".join(run.get("invariantsBroken") or []), run.get("invariantsBroken")),
+    ) if bad]
+    return "; ".join(why) or None
 
 
 # ---------------------------------------------------------------- 2. binding
@@ -897,9 +915,12 @@ def bench_rule(quick):
             mine = {c: v for c, v in r["loaded"]["classes"].items() if c not in OTHER.values()}
             rows[str(n)] = {"meanMiB": round(sum(v["rssMeanMiB"] for v in mine.values()), 1),
                             "peakMiB": round(sum(v["rssPeakMiB"] for v in mine.values()), 1),
+                            "peakTogetherMiB": r["loaded"]["rssPeakTogetherMiB"],
                             "windowSeconds": r["loaded"]["seconds"], "classes": mine, "run": brief_summary(r),
+                            "notAPoint": not_a_point(brief_summary(r)),
                             "loadAverage1m": round(os.getloadavg()[0], 1)}
-            log(f"  {mode} {n}: mean {rows[str(n)]['meanMiB']} MiB, peak {rows[str(n)]['peakMiB']} MiB")
+            log(f"  {mode} {n}: mean {rows[str(n)]['meanMiB']} MiB, peak {rows[str(n)]['peakMiB']} MiB "
+                f"(together {rows[str(n)]['peakTogetherMiB']})")
             if CHECKPOINT:
                 CHECKPOINT(res)
     return res

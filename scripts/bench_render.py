@@ -554,16 +554,22 @@ def section_rule(data, runs):
          "every process of one cluster, control plane and harness, summed (the runner and Prometheus left out). "
          "0 Pods: bare clusters side by side, their mean. N Pods: created at once and bound by kube-scheduler onto "
          "the reference SUT's Nodes, over the run's loaded window: the mean of the sum, and each process class's "
-         "peak summed (what a memory limit must hold); the binding part's kube-scheduler rows, measured the same "
-         "way, give the rule its larger points. `BENCH_RULE_SIZES` / `BENCH_RULE_MODES` choose; a size "
-         "not run keeps its dated row.", "",
-         "| control plane | Pods | mean MiB | peak MiB | idle vCPU | window | load avg | the run by its default SLOs (not judged here) | measured |",
-         "|---|---:|---:|---:|---:|---:|---:|---|---|"]
+         "peak summed (what the rule's memory limit holds: no moment's total exceeds it, the safe side when reads "
+         "are 0.5 s apart; the simultaneous peak, the largest total at one read, is shown beside it). A run whose "
+         "chain never settled, lost acknowledged objects, restarted a component or broke an invariant is no working "
+         "cluster's footprint: its row is kept and marked, and a lean one gives way to full's row of that size. Points past the "
+         "largest size here come from the binding part's kube-scheduler rows, measured the same way. "
+         "`BENCH_RULE_SIZES` / `BENCH_RULE_MODES` choose; a size not run keeps its dated row.", "",
+         "| control plane | Pods | mean MiB | peak MiB | simultaneous peak MiB | idle vCPU | window | load avg | the run by its default SLOs (not judged here) | measured |",
+         "|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for mode, rows in data.get("points", {}).items():
         for n, r in rows.items():
             run = r.get("run", {})
             verdict = ("passed" if run.get("passed") else f"failed: {(run.get('reason') or '')[:80]}") if run else ""
-            L.append(f"| {mode} | {int(n):,} | {fmt(r['meanMiB'])} | {fmt(r['peakMiB'])} | {fmt(r.get('vcpu'))} "
+            if r.get("notAPoint"):
+                verdict = f"**not a point** ({r['notAPoint']}); {verdict}"
+            L.append(f"| {mode} | {int(n):,} | {fmt(r['meanMiB'])} | {fmt(r['peakMiB'])} "
+                     f"| {fmt(r['peakTogetherMiB']) if 'peakTogetherMiB' in r else ''} | {fmt(r.get('vcpu'))} "
                      f"| {fmt(r.get('windowSeconds'), ' s') if r.get('windowSeconds') else ''} "
                      f"| {fmt(r.get('loadAverage1m')) if r.get('loadAverage1m') is not None else ''} | {verdict} "
                      f"| {r.get('date') or data.get('date')} |")

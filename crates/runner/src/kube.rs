@@ -638,8 +638,8 @@ mod tests {
         let dev = footprint_values(&profile("dev-5k"));
         for v in [
             "cluster.resources.requests.cpu=270m",
-            "cluster.resources.requests.memory=1050Mi",
-            "cluster.resources.limits.memory=1284Mi",
+            "cluster.resources.requests.memory=1025Mi",
+            "cluster.resources.limits.memory=1402Mi",
         ] {
             assert!(dev.contains(&v.to_string()), "{v} not in {dev:?}");
         }
