@@ -637,9 +637,9 @@ mod tests {
         // dev-5k: values.yaml's defaults (crates/scaletest-cluster/tests/chart.rs checks the render).
         let dev = footprint_values(&profile("dev-5k"));
         for v in [
-            "cluster.resources.requests.cpu=270m",
-            "cluster.resources.requests.memory=1025Mi",
-            "cluster.resources.limits.memory=1402Mi",
+            "cluster.resources.requests.cpu=280m",
+            "cluster.resources.requests.memory=1023Mi",
+            "cluster.resources.limits.memory=1234Mi",
         ] {
             assert!(dev.contains(&v.to_string()), "{v} not in {dev:?}");
         }

@@ -244,10 +244,6 @@ pub fn kube_apiserver(l: &Layout, program: &Path) -> Component {
         // Each group version served costs memory whether used or not: its storage, watch
         // cache, OpenAPI and discovery documents.
         args.push(flag("runtime-config", lean.runtime_config()));
-        // Faithful Nodes' agents watch what a kubelet and kube-proxy watch, once per Node:
-        // served from a cache, as in a real cluster, not each a watch on kine.
-        let agents = if l.kwok_mode == KwokMode::Faithful { crate::node_agents::watch_set("") } else { vec![] };
-        args.push(flag("watch-cache-sizes", lean.watch_cache_sizes(agents.iter().map(|w| w.watched.resource()))));
     }
     args.extend(l.apiserver_args.iter().cloned());
     Component {
@@ -540,13 +536,8 @@ mod tests {
         );
         let c = kube_controller_manager(&l, Path::new("/bin/x")).args;
         assert!(c.iter().any(|f| f.starts_with("--controllers=") && f.contains("deployment-controller")), "{c:?}");
-        let sizes = |l: &Layout| {
-            kube_apiserver(l, Path::new("/bin/x")).args.into_iter().find(|f| f.starts_with("--watch-cache-sizes="))
-        };
-        assert!(sizes(&l).is_some_and(|f| f.contains("services#0")), "{:?}", sizes(&l));
-        // Faithful Nodes' agents watch Services, as kubelets do: from the cache.
-        l.kwok_mode = KwokMode::Faithful;
-        assert!(sizes(&l).is_some_and(|f| !f.contains("services#0") && f.contains("secrets#0")), "{:?}", sizes(&l));
+        // Every resource keeps its watch cache (lean.rs says why).
+        assert!(!a.iter().any(|f| f.starts_with("--watch-cache-sizes")), "{a:?}");
     }
 
     #[test]

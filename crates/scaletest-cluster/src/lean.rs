@@ -1,7 +1,15 @@
-//! What a lean control plane keeps (`harness.controlPlane: lean`): the API groups,
-//! kube-controller-manager controllers and watch caches the chain needs, plus what the
-//! profile's own objects need (a manifest template's Deployments, a SUT manifest's Jobs). Pure: the
-//! supervisor passes the objects' apiVersion/kind in, components.rs turns it into flags.
+//! What a lean control plane keeps (`harness.controlPlane: lean`): the API groups and
+//! kube-controller-manager controllers the chain needs, plus what the profile's own objects
+//! need (a manifest template's Deployments, a SUT manifest's Jobs). Pure: the supervisor
+//! passes the objects' apiVersion/kind in, components.rs turns it into flags.
+//!
+//! Every resource served keeps its watch cache. Without one, each client's watch on it is
+//! its own watch on kine, which hands every write to every watch and drops one that falls
+//! 100 batches behind (it then re-reads from its revision). A lean cluster that served 46
+//! unread resources uncached (11 MiB and 7 mvCPU less idle) did not survive 10,000 Pods
+//! created at once: kine grew to 7.3 GB, the run took 24 min and 611 acknowledged Pods
+//! went missing; with the caches the same burst settled in 329 s, kine at 269 MiB
+//! (2026-12-06; results/bench/rule.json).
 
 use std::collections::BTreeSet;
 
@@ -54,76 +62,6 @@ const KIND_CONTROLLERS: [(&str, &str, &[&str]); 9] = [
     ("v1", "ResourceQuota", &["resourcequota-controller"]),
 ];
 
-/// Built-in resources a lean cluster serves without a watch cache: nothing on the measured
-/// path reads them, and their few watchers (the garbage collector's metadata informers,
-/// kube-scheduler's volume and DRA informers, the apiserver's own RBAC and admission
-/// informers) are served by kine instead. An idle cluster: about 11 MiB and 7 mvCPU less
-/// (results/bench/README.md, lever `watchCache`). A kind the profile creates keeps its cache.
-const UNCACHED_RESOURCES: [&str; 46] = [
-    "secrets",
-    "limitranges",
-    "resourcequotas",
-    "podtemplates",
-    "replicationcontrollers",
-    "services",
-    "endpoints",
-    "persistentvolumes",
-    "persistentvolumeclaims",
-    "controllerrevisions.apps",
-    "statefulsets.apps",
-    "daemonsets.apps",
-    "cronjobs.batch",
-    "jobs.batch",
-    "horizontalpodautoscalers.autoscaling",
-    "certificatesigningrequests.certificates.k8s.io",
-    "csidrivers.storage.k8s.io",
-    "csinodes.storage.k8s.io",
-    "csistoragecapacities.storage.k8s.io",
-    "storageclasses.storage.k8s.io",
-    "volumeattachments.storage.k8s.io",
-    "volumeattributesclasses.storage.k8s.io",
-    "poddisruptionbudgets.policy",
-    "priorityclasses.scheduling.k8s.io",
-    "runtimeclasses.node.k8s.io",
-    "ingresses.networking.k8s.io",
-    "ingressclasses.networking.k8s.io",
-    "networkpolicies.networking.k8s.io",
-    "ipaddresses.networking.k8s.io",
-    "servicecidrs.networking.k8s.io",
-    "endpointslices.discovery.k8s.io",
-    "roles.rbac.authorization.k8s.io",
-    "rolebindings.rbac.authorization.k8s.io",
-    "clusterroles.rbac.authorization.k8s.io",
-    "clusterrolebindings.rbac.authorization.k8s.io",
-    "flowschemas.flowcontrol.apiserver.k8s.io",
-    "prioritylevelconfigurations.flowcontrol.apiserver.k8s.io",
-    "mutatingwebhookconfigurations.admissionregistration.k8s.io",
-    "validatingwebhookconfigurations.admissionregistration.k8s.io",
-    "validatingadmissionpolicies.admissionregistration.k8s.io",
-    "validatingadmissionpolicybindings.admissionregistration.k8s.io",
-    "resourceclaims.resource.k8s.io",
-    "resourceclaimtemplates.resource.k8s.io",
-    "resourceslices.resource.k8s.io",
-    "deviceclasses.resource.k8s.io",
-    "apiservices.apiregistration.k8s.io",
-];
-
-/// `kind`'s resource name as `--watch-cache-sizes` spells it (`jobs.batch`): the kinds
-/// above pluralise regularly but for Endpoints, already plural.
-fn resource_of(api_version: &str, kind: &str) -> String {
-    let lower = kind.to_ascii_lowercase();
-    let plural = match lower.strip_suffix('y') {
-        Some(stem) => format!("{stem}ies"),
-        None if lower == "endpoints" => lower,
-        None if lower.ends_with('s') => format!("{lower}es"),
-        None => format!("{lower}s"),
-    };
-    match api_version.rsplit_once('/') {
-        Some((group, _)) => format!("{plural}.{group}"),
-        None => plural,
-    }
-}
-
 /// API groups built into kube-apiserver: an object of one of them has its group version
 /// served; any other group is a CRD's, served whatever `--runtime-config` says.
 const BUILT_IN_GROUPS: [&str; 22] = [
@@ -158,8 +96,6 @@ pub struct Lean {
     pub group_versions: BTreeSet<String>,
     /// For `--controllers`.
     pub controllers: BTreeSet<String>,
-    /// For `--watch-cache-sizes=<resource>#0,…`.
-    pub uncached: BTreeSet<String>,
 }
 
 impl Lean {
@@ -173,10 +109,8 @@ impl Lean {
                 .map(|(gv, _)| gv.to_string())
                 .collect(),
             controllers: CHAIN_CONTROLLERS.iter().map(|(c, _)| c.to_string()).collect(),
-            uncached: UNCACHED_RESOURCES.iter().map(|r| r.to_string()).collect(),
         };
         for (api_version, kind) in objects {
-            lean.uncached.remove(&resource_of(api_version, kind));
             let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
             if BUILT_IN_GROUPS.contains(&group) {
                 lean.group_versions.insert(api_version.to_string());
@@ -191,13 +125,6 @@ impl Lean {
     pub fn runtime_config(&self) -> String {
         let served = self.group_versions.iter().map(|gv| format!("{gv}=true"));
         std::iter::once("api/all=false".to_string()).chain(served).collect::<Vec<_>>().join(",")
-    }
-
-    /// `--watch-cache-sizes` turning off every uncached resource but those in `watched`.
-    pub fn watch_cache_sizes<'a>(&self, watched: impl IntoIterator<Item = &'a str>) -> String {
-        let watched: BTreeSet<&str> = watched.into_iter().collect();
-        let off = self.uncached.iter().filter(|r| !watched.contains(r.as_str()));
-        off.map(|r| format!("{r}#0")).collect::<Vec<_>>().join(",")
     }
 
     pub fn controllers_flag(&self) -> String {
@@ -238,20 +165,6 @@ mod tests {
         }
         assert!(l.group_versions.contains("batch/v1"));
         assert!(l.controllers_flag().split(',').all(|c| !c.is_empty()));
-    }
-
-    #[test]
-    fn a_kind_the_profile_creates_keeps_its_watch_cache() {
-        let chain = Lean::for_objects([("v1", "Pod")], true);
-        let sizes = chain.watch_cache_sizes([]);
-        assert!(sizes.contains("jobs.batch#0") && sizes.contains(",services#0"), "{sizes}");
-        assert!(!sizes.contains("pods"), "{sizes}");
-        assert!(!chain.watch_cache_sizes(["services"]).contains(",services#0"));
-        let jobs = Lean::for_objects([("batch/v1", "Job"), ("policy/v1", "PodDisruptionBudget")], true);
-        assert!(!jobs.uncached.contains("jobs.batch") && !jobs.uncached.contains("poddisruptionbudgets.policy"));
-        assert_eq!(resource_of("networking.k8s.io/v1", "NetworkPolicy"), "networkpolicies.networking.k8s.io");
-        assert_eq!(resource_of("networking.k8s.io/v1", "IngressClass"), "ingressclasses.networking.k8s.io");
-        assert_eq!(resource_of("v1", "Endpoints"), "endpoints");
     }
 
     #[test]

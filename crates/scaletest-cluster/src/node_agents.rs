@@ -59,22 +59,6 @@ pub enum Watched {
     ServiceCidrs,
 }
 
-impl Watched {
-    /// The resource as kube-apiserver's `--watch-cache-sizes` names it.
-    pub fn resource(&self) -> &'static str {
-        match self {
-            Watched::Pods => "pods",
-            Watched::Node => "nodes",
-            Watched::Services => "services",
-            Watched::EndpointSlices => "endpointslices.discovery.k8s.io",
-            Watched::CsiDrivers => "csidrivers.storage.k8s.io",
-            Watched::RuntimeClasses => "runtimeclasses.node.k8s.io",
-            Watched::PodCertificateRequests => "podcertificaterequests.certificates.k8s.io",
-            Watched::ServiceCidrs => "servicecidrs.networking.k8s.io",
-        }
-    }
-}
-
 /// One watch of a Node's agents: who opens it, what, and with which field selector.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchSpec {
