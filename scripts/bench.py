@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 import bench_measure as measure
-from bench_common import OUT
+from bench_common import OUT, exit_once_on
 from bench_render import render
 
 
@@ -88,8 +88,7 @@ def main():
         measure.our_bin(b)
     if "create" in parts:
         measure.KUBE_BURNER = measure.upstream_bin("kube-burner", "scripts/upstream.sh bench")
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda *_: sys.exit(130))
+    exit_once_on((signal.SIGTERM, signal.SIGHUP), 130)
     try:
         for p in parts:
             t0 = time.monotonic()

@@ -12,3 +12,19 @@ HARNESS = {"scaletest-load-driver": "load-driver", "scaletest-node-creator": "no
            "scaletest-pod-shim": "pod-shim", "scaletest-sut": "sut", "scaletest-cluster": "supervisor"}
 OTHER = {"prometheus": "prometheus", "scaletest-runner": "runner", "kube-burner": "kube-burner"}
 CLASSES = {**CONTROL_PLANE, **HARNESS, **OTHER}
+
+
+def exit_once_on(signals, code):
+    """The first of `signals` becomes sys.exit(code), which runs every teardown on the way
+    out; the rest are ignored from then on, so a second SIGTERM cannot cut that teardown
+    short (a runner left writing into a temporary directory already removed)."""
+    import signal
+    import sys
+
+    def leave(*_):
+        for s in signals:
+            signal.signal(s, signal.SIG_IGN)
+        sys.exit(code)
+
+    for s in signals:
+        signal.signal(s, leave)

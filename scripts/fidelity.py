@@ -26,6 +26,8 @@ import argparse, contextlib, datetime as dt, fcntl, json, os, re, signal, subpro
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from bench_common import exit_once_on
+
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("SCALETEST_CACHE", Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "scaletest"))
 BIN = CACHE / "upstream/bin"
@@ -603,7 +605,7 @@ def main():
     ap.add_argument("--cost-seconds", type=float, default=60)
     args = ap.parse_args()
     # SIGTERM unwinds like Ctrl-C, so every cluster and the real node are taken down.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    exit_once_on((signal.SIGTERM,), 143)
     if args.cost:
         return cost(args)
     out_json = args.output / "fidelity.json"
