@@ -40,6 +40,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_common import exit_once_on
+
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = Path(os.environ.get("SCALETEST_TARGET_DIR", ROOT / "target/release"))
 CLK = os.sysconf("SC_CLK_TCK")
@@ -387,6 +389,10 @@ def capacity(name, lever, n, hold, window, floor_gib):
                     res["exitedDuringHold"] = dead
                     break
             res["heldSeconds"] = round(time.monotonic() - held)
+            # "Up" is each kube-apiserver answering /readyz at the end of the hold, not only
+            # its supervisor alive.
+            res["readyAtEnd"] = sum(c.kubectl("get", "--raw", "/readyz", check=False).stdout.strip() == "ok"
+                                    for c in clusters if c.proc.poll() is None)
             res["restarts"] = sum(c.log.read_text(errors="replace").count("restarting") for c in clusters)
             res["loadAverage1m"] = round(os.getloadavg()[0], 1)
         finally:
@@ -513,7 +519,8 @@ WHY = {
                  "would list the others): every group version served costs storage, a watch cache per resource, "
                  "REST handlers and OpenAPI/discovery documents",
     "watchCache": "no watch cache for the built-in resources nobody on the measured path reads (their watches "
-                  "go to kine)",
+                  "go to kine; not adopted: 10,000 Pods at once stalled such a cluster for 24 min with kine at "
+                  "7.3 GB and acknowledged Pods lost, see rule.json)",
     "admission": "the admission plugins a simulated cluster's objects never need are off",
     "gogc": "GOGC=50 for every Go process: the heap may grow to 1.5x the live heap instead of 2x",
     "gogc25": "GOGC=25: 1.25x",
@@ -521,9 +528,9 @@ WHY = {
                  "notify at once), the apiserver counts each resource's keys every 5 min instead of every minute "
                  "(measured after GOGC=50 became the default: compare it with `gogc`, not the baseline)",
     "lean": "the supervisor's default for the reference SUT: `--control-plane lean` (the groups and controllers "
-            "above, no watch cache for the resources `watchCache` names) with GOGC=50, kine's 5 s poll and the "
-            "apiserver's 5 min key count (`idleLoops`, made defaults for every cluster); measured again after "
-            "`leanIdle` showed what the last three save",
+            "above, every watch cache kept) with GOGC=50 for every Go process but kine (Go's default: at 50 its "
+            "one write lock stalled 10,000 Pods at once), kine's 5 s poll and the apiserver's 5 min key count "
+            "(`idleLoops`, made defaults for every cluster); measured again after the watch caches came back",
     "all": "every wrapper lever above at once",
     "leanIdle": "`lean` as it was plus `watchCache` and `idleLoops`, through wrappers (what made them defaults)",
 }
@@ -610,14 +617,16 @@ def markdown(doc):
                      f"{sign(d(l, 'idle', 'total', 'mvcpu'), 'mvCPU')}; loaded private "
                      f"{sign(d(l, 'loaded', 'total', 'privateMiB'), 'MiB')}, loaded CPU "
                      f"{sign(d(l, 'loaded', 'total', 'mvcpu'), 'mvCPU')}.")
-    rep = lv.get("baselineRepeat")
-    if rep:
-        gap = lambda ph, k: abs(rep[ph]["perCluster"]["total"][k] - base[ph]["perCluster"]["total"][k]) \
-            if ph in rep and ph in base else None
-        L += ["", f"The baseline measured twice ({base['date']}, {rep['date']}) differs by {gap('idle', 'privateMiB'):.1f} "
-              f"MiB idle private, {gap('idle', 'mvcpu'):.1f} mvCPU idle CPU, {gap('loaded', 'privateMiB'):.1f} MiB "
-              f"loaded private and {gap('loaded', 'mvcpu'):.1f} mvCPU loaded CPU (a Go heap's size between "
-              "collections, other work on the machine): smaller differences above are noise."]
+    for name, rep in lv.items():
+        first = lv.get(name.removesuffix("Repeat")) if name.endswith("Repeat") else None
+        if not first:
+            continue
+        gap = lambda ph, k: f"{abs(rep[ph]['perCluster']['total'][k] - first[ph]['perCluster']['total'][k]):.1f}" \
+            if ph in rep and ph in first else "–"
+        L += ["", f"`{name.removesuffix('Repeat')}` measured twice ({first['date']}, {rep['date']}) differs by "
+              f"{gap('idle', 'privateMiB')} MiB idle private, {gap('idle', 'mvcpu')} mvCPU idle CPU, "
+              f"{gap('loaded', 'privateMiB')} MiB loaded private and {gap('loaded', 'mvcpu')} mvCPU loaded CPU (a Go "
+              "heap's size between collections, other work on the machine): smaller differences above are noise."]
     after = lv.get(ADOPTED)
     if after:
         L += ["", f"Per component, before (baseline, {base['date']}) and after (`{ADOPTED}`, the supervisor's "
@@ -663,6 +672,8 @@ def markdown(doc):
               f"{k['started']} of {k['target']} clusters started ({k['startSeconds']:g} s), held "
               f"{k['heldSeconds']} s" + (f", exited during the hold: {', '.join(k['exitedDuringHold'])}"
                                          if k.get("exitedDuringHold") else " with every supervisor up")
+              + (f", {k['readyAtEnd']} of {k['started']} kube-apiservers answering /readyz at its end"
+                 if k.get("readyAtEnd") is not None else "")
               + f", {k['restarts']} component restarts, stopped {'cleanly' if k['stoppedCleanly'] else 'NOT cleanly'} "
               f"in {k['stopSeconds']:g} s" + (f"; starting stopped: {k['stoppedStartingBecause']}"
                                                if k.get("stoppedStartingBecause") else "") + ".",
@@ -673,6 +684,15 @@ def markdown(doc):
                   f"{(k['memAvailableGiBEvery10'][0] - k['memAvailableGiBEvery10'][-1]) * 1024 / (10 * (len(k['memAvailableGiBEvery10']) - 1)):.0f} "
                   "MiB per cluster from the 10th to the last" if len(k.get("memAvailableGiBEvery10", [])) > 1 else "")
               + f"; load average {k['loadAverage1m']}."]
+    for i, e in enumerate(doc.get("capacityEarlier", [])):
+        L += [""] if i == 0 else []
+        L.append(f"- Earlier ({e['date']}, lever `{e['lever']}`{', ' + e['note'] if e.get('note') else ''}): "
+                 f"{e['started']} of {e['target']} started, up {e['heldSeconds']} s, {e['restarts']} restarts, "
+                 f"PSS {e['idle']['perCluster']['total']['pssMiB']:g} MiB and "
+                 f"{e['idle']['perCluster']['total']['mvcpu']:g} mvCPU per cluster, MemAvailable "
+                 f"{e['memAvailableGiBWithAll']:g} GiB with all up"
+                 + (f" (starting stopped: {e['stoppedStartingBecause']})" if e.get("stoppedStartingBecause") else "")
+                 + ".")
     for r in loaded_runs(doc):
         ramp = f", ramp {r['rampPerCluster']:g} Pods/s per cluster" if r.get("rampPerCluster") else ""
         slos = "; ".join(f"{x['name']} {x['value']:.2f} against {x['threshold']:g} ({'passed' if x['passed'] else 'FAILED'})"
@@ -683,11 +703,12 @@ def markdown(doc):
               f"Run `{r['runId']}` {'PASSED' if r['passed'] else 'FAILED'}"
               + (f" ({r['reason']})" if r.get("reason") else "") + (f": {slos}" if slos else "")
               + f"; every invariant {'held' if r['invariantsHeld'] else 'did NOT hold'}; component restarts: "
-              f"{r['componentRestarts'] if r.get('componentRestarts') is not None else 'not measured'}; "
+              + (f"{r['componentRestarts']:g}" if r.get("componentRestarts") is not None else "not measured") + "; "
               + (f"control plane {'saturated' if cp.get('saturated') else 'not saturated'} (mutating p99 "
                  f"{p99('mutatingP99Seconds')}, read p99 {p99('readP99Seconds')})."
                  if cp.get("mutatingP99Seconds") is not None else
-                 "control plane saturation not judged (the run failed before its metrics were read).")]
+                 "control plane saturation not judged (the run failed before its metrics were read).")
+              + (f" {r['note']}" if r.get("note") else "")]
     return L + goals(doc)
 
 
@@ -721,17 +742,20 @@ def goals(doc):
                      f"{top(cpu['areasMvcpu'])[1]:g} of {cpu['apiserverMvcpu']:g} mvCPU" if cpu else ""),
                  "the apiserver's own periodic loops (the pprof areas above" + (
                      f"; {heap['goroutines']} goroutines, each watch cache's and informer's timers" if heap else "")
-                 + "): fewer watch caches and informers; kube-controller-manager's node monitor ticks every second "
+                 + "): fewer informers, so fewer resources watched (a watch cache dropped while its resource is "
+                 "still watched sends that watch to kine: see `watchCache`); kube-controller-manager's node monitor ticks every second "
                  "(`--node-monitor-period=1s`: it lifts new Nodes' not-ready taint on the binding path)"))
     if loaded:
         rows.append(("1,000 Pods, private", "≤ 300 MiB", f"{loaded['total']['privateMiB']:g} MiB",
                      loaded["total"]["privateMiB"] <= 300, share("apiserver", loaded), specs))
     if k:
         rows.append(("idle clusters started, up 10 min, stopped cleanly", "≥ 100",
-                     f"{k['started']} up {k['heldSeconds']} s, restarts {k['restarts']}, "
+                     f"{k['started']} up {k['heldSeconds']} s"
+                     + (f" ({k['readyAtEnd']} ready at its end)" if k.get("readyAtEnd") is not None else "")
+                     + f", restarts {k['restarts']}, "
                      f"{'stopped cleanly' if k['stoppedCleanly'] else 'NOT stopped cleanly'}",
                      k["started"] >= 100 and k["heldSeconds"] >= 600 and k["stoppedCleanly"] and not k["restarts"]
-                     and not k.get("exitedDuringHold"),
+                     and not k.get("exitedDuringHold") and k.get("readyAtEnd", k["started"]) == k["started"],
                      k.get("stoppedStartingBecause") or f"MemAvailable {k['memAvailableGiBWithAll']:g} GiB with all up",
                      "memory: the private figures above"))
     if runs:
@@ -789,7 +813,7 @@ def main():
     ap.add_argument("--floor-gib", type=float, default=4.0, help="--capacity: stop starting under this MemAvailable")
     a = ap.parse_args()
     KEEP = a.keep_profile
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))  # so every cluster is stopped
+    exit_once_on((signal.SIGTERM,), "terminated")  # so every cluster is stopped
     BIN = bin_dir()
     names = a.lever.split(",")
     combined = {}
@@ -827,6 +851,8 @@ def main():
         return log(f"cpu: {doc['cpu']}")
     if a.capacity:
         n = names[0]
+        if doc.get("capacity"):  # an earlier attempt stays in the README beside the new one
+            doc.setdefault("capacityEarlier", []).append(doc["capacity"])
         doc["capacity"] = capacity(n, combined if n == "all" else LEVERS[n], a.capacity, a.hold, a.window,
                                    a.floor_gib)
         save(doc, a.out)
