@@ -1,5 +1,7 @@
 """What the bench's measuring and rendering halves share: where things are, and the
 process classes every figure is grouped by."""
+import signal
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -18,9 +20,6 @@ def exit_once_on(signals, code):
     """The first of `signals` becomes sys.exit(code), which runs every teardown on the way
     out; the rest are ignored from then on, so a second SIGTERM cannot cut that teardown
     short (a runner left writing into a temporary directory already removed)."""
-    import signal
-    import sys
-
     def leave(*_):
         for s in signals:
             signal.signal(s, signal.SIG_IGN)

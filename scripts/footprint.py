@@ -401,7 +401,7 @@ def capacity(name, lever, n, hold, window, floor_gib):
             res["heldSeconds"] = round(time.monotonic() - held)
             # "Up" is each kube-apiserver answering /readyz at the end of the hold, not only
             # its supervisor alive.
-            res["readyAtEnd"] = sum(c.kubectl("get", "--raw", "/readyz", check=False).stdout.strip() == "ok"
+            res["readyAtEnd"] = sum(c.kubectl("--request-timeout=30s", "get", "--raw", "/readyz", check=False).stdout.strip() == "ok"
                                     for c in clusters if c.proc.poll() is None)
             res["restarts"] = sum(c.log.read_text(errors="replace").count("restarting") for c in clusters)
             res["loadAverage1m"] = round(os.getloadavg()[0], 1)
@@ -719,8 +719,7 @@ def markdown(doc):
               + (f"control plane {'saturated' if cp.get('saturated') else 'not saturated'} (mutating p99 "
                  f"{p99('mutatingP99Seconds')}, read p99 {p99('readP99Seconds')})."
                  if cp.get("mutatingP99Seconds") is not None else
-                 "control plane saturation not judged (the run failed before its metrics were read).")
-              + (f" {r['note']}" if r.get("note") else "")]
+                 "control plane saturation not judged (the run failed before its metrics were read).")]
     return L + goals(doc)
 
 
@@ -769,7 +768,7 @@ def goals(doc):
                      k["started"] >= 100 and k["heldSeconds"] >= 600 and k["stoppedCleanly"] and not k["restarts"]
                      and not k.get("exitedDuringHold") and k.get("readyAtEnd", k["started"]) == k["started"],
                      k.get("stoppedStartingBecause") or f"MemAvailable {k['memAvailableGiBWithAll']:g} GiB with all up",
-                     capacity_lever(k, idle)))
+                     capacity_lever(k, idle, after["clusters"])))
     if runs:
         r = runs[-1]
         rows.append((f"{r['clusters']} x {r['objectsPerCluster']:,} Pods, every SLO, no restarts", "pass",
@@ -786,12 +785,12 @@ def goals(doc):
         for g, t, m, ok, why, nxt in rows]
 
 
-def capacity_lever(k, idle):
+def capacity_lever(k, idle, side_by_side):
     """What `target` idle clusters would need of the machine at the figures measured: the
     resource they overrun is the lever."""
     cpu = idle["total"]["mvcpu"] * k["target"] / 1000
     mem = k["memAvailableDropMiBPerCluster"] * k["target"] / 1024
-    have = [f"CPU: {k['target']} clusters at {idle['total']['mvcpu']:g} mvCPU each (two side by side) need "
+    have = [f"CPU: {k['target']} clusters at {idle['total']['mvcpu']:g} mvCPU each ({side_by_side} side by side) need "
             f"{cpu:.1f} cores" + (f" of the machine's {k['cpus']}" if k.get("cpus") else ""),
             f"memory: at {k['memAvailableDropMiBPerCluster']:g} MiB each they take {mem:.1f} GiB"
             + (f" of its {k['memTotalGiB']:g}" if k.get("memTotalGiB") else "")]
